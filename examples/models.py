@@ -1,0 +1,73 @@
+"""Teacher and student architectures that the example scripts share.
+
+Inputs of rank 3 ``(H, W, C)`` get 2-D convolutions, rank 2 ``(L, C)`` 1-D convolutions. Layer names
+(``t_block1``, ``s_block2``, ...) are stable so that feature losses can pair them.
+"""
+
+from keras_kd import keras
+
+
+def _conv(input_shape):
+    if len(input_shape) == 3:
+        return keras.layers.Conv2D, keras.layers.MaxPooling2D, keras.layers.GlobalAveragePooling2D
+    if len(input_shape) == 2:
+        return keras.layers.Conv1D, keras.layers.MaxPooling1D, keras.layers.GlobalAveragePooling1D
+    raise ValueError(f"input_shape must be (H, W, C) or (L, C), received: input_shape={input_shape!r}")
+
+
+def make_teacher(input_shape, num_classes, width=64):
+    """A CNN teacher: two convolution blocks with pooling, a 128-unit dense layer, logits out.
+
+    Args:
+        input_shape: Shape of one example, ``(H, W, C)`` or ``(L, C)``.
+        num_classes: Number of output logits.
+        width: Filters of the first block (the second has twice as many).
+
+    Returns:
+        An uncompiled functional ``keras.Model`` named ``teacher``.
+
+    Raises:
+        ValueError: If ``input_shape`` is neither rank 2 nor rank 3.
+
+    Example:
+        >>> teacher = make_teacher((8, 8, 1), 10)
+    """
+    conv, pool, _ = _conv(input_shape)
+    inputs = keras.Input(input_shape)
+    x = conv(width, 3, padding="same", activation="relu", name="t_block1")(inputs)
+    x = pool(2, name="t_pool1")(x)
+    x = conv(2 * width, 3, padding="same", activation="relu", name="t_block2")(x)
+    if min(x.shape[1:-1]) >= 4:
+        x = pool(2, name="t_pool2")(x)
+    x = keras.layers.Flatten(name="t_flatten")(x)
+    x = keras.layers.Dense(128, activation="relu", name="t_dense")(x)
+    x = keras.layers.Dropout(0.3, name="t_dropout")(x)
+    outputs = keras.layers.Dense(num_classes, name="t_logits")(x)
+    return keras.Model(inputs, outputs, name="teacher")
+
+
+def make_student(input_shape, num_classes, width=16):
+    """A small CNN student: two narrow convolution blocks, global average pooling, logits out.
+
+    Args:
+        input_shape: Shape of one example, ``(H, W, C)`` or ``(L, C)``.
+        num_classes: Number of output logits.
+        width: Filters of the first block (the second has twice as many).
+
+    Returns:
+        An uncompiled functional ``keras.Model`` named ``student``.
+
+    Raises:
+        ValueError: If ``input_shape`` is neither rank 2 nor rank 3.
+
+    Example:
+        >>> student = make_student((8, 8, 1), 10)
+    """
+    conv, pool, global_pool = _conv(input_shape)
+    inputs = keras.Input(input_shape)
+    x = conv(width, 3, padding="same", activation="relu", name="s_block1")(inputs)
+    x = pool(2, name="s_pool1")(x)
+    x = conv(2 * width, 3, padding="same", activation="relu", name="s_block2")(x)
+    x = global_pool(name="s_global_pool")(x)
+    outputs = keras.layers.Dense(num_classes, name="s_logits")(x)
+    return keras.Model(inputs, outputs, name="student")

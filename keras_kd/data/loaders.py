@@ -1,0 +1,157 @@
+"""Dataset loaders that return numpy arrays: ``((x_train, y_train), (x_test, y_test))``.
+
+Images come as float32 in [0, 1] with a channel axis ``(N, H, W, C)``, 1-D signals as ``(N, L, 1)``,
+labels as int64 class ids.
+"""
+
+import gzip
+import os
+
+import numpy as np
+
+_IDX_FILES = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+NAMES = ("digits", "mnist1d", "idx:<dir>", "tfds:<name>")
+
+
+def load(name, data_dir=None):
+    """Loads a dataset by name into numpy arrays, with no download except for ``tfds:``.
+
+    Args:
+        name: ``"digits"`` (scikit-learn's bundled 8x8 digits, 1437 train / 360 test, fixed stratified
+            split; the embedded default), ``"mnist1d"`` (generated locally by the ``mnist1d`` package,
+            its default 4000 / 1000 split; Greydanus 2020, "Scaling down Deep Learning"),
+            ``"idx:<dir>"`` (MNIST-format IDX files in ``<dir>``, gzipped or not, e.g.
+            ``idx:/usr/share/datasets/fashion-mnist``), or ``"tfds:<name>"`` (a tensorflow-datasets
+            dataset with ``train`` and ``test`` splits).
+        data_dir: For ``tfds:`` only, where tensorflow-datasets keeps its data.
+
+    Returns:
+        ``((x_train, y_train), (x_test, y_test))``: float32 inputs and int64 labels.
+
+    Raises:
+        ValueError: If ``name`` is unknown or ``data_dir`` is given for a dataset that does not use it.
+        FileNotFoundError: If IDX files are missing, naming the files looked for.
+
+    Example:
+        >>> (x_train, y_train), (x_test, y_test) = load("digits")
+        >>> x_train.shape
+        (1437, 8, 8, 1)
+    """
+    if not isinstance(name, str):
+        raise ValueError(f"name must be a string, one of {list(NAMES)}; received: name={name!r}")
+    if data_dir is not None and not name.startswith("tfds:"):
+        raise ValueError(f"data_dir is only used by tfds: datasets, received: name={name!r}, data_dir={data_dir!r}")
+    if name == "digits":
+        return _load_digits()
+    if name == "mnist1d":
+        return load_mnist1d()
+    if name.startswith("idx:"):
+        return _load_idx(name[len("idx:") :])
+    if name.startswith("tfds:") and len(name) > len("tfds:"):
+        return _load_tfds(name[len("tfds:") :], data_dir)
+    raise ValueError(f"unknown dataset name={name!r}; available: {list(NAMES)}")
+
+
+def _load_digits():
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    x = (digits.images / 16.0).astype(np.float32)[..., np.newaxis]
+    y = digits.target.astype(np.int64)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, random_state=0, stratify=y)
+    return (x_train, y_train), (x_test, y_test)
+
+
+def load_mnist1d(seed=42, num_samples=5000, train_split=0.8):
+    """Generates MNIST-1D locally with the ``mnist1d`` package (no download).
+
+    Paper: Greydanus (2020), "Scaling down Deep Learning". The defaults give the paper's 4000 / 1000
+    split; another ``seed`` gives fresh examples from the same distribution (a transfer set).
+
+    Args:
+        seed: Seed of the generator.
+        num_samples: Number of examples to generate (train + test).
+        train_split: Fraction of examples in the training split, in (0, 1).
+
+    Returns:
+        ``((x_train, y_train), (x_test, y_test))`` with inputs of shape ``(N, 40, 1)``.
+
+    Raises:
+        ValueError: If ``num_samples`` < 2 or ``train_split`` is outside (0, 1).
+
+    Example:
+        >>> (x_train, y_train), _ = load_mnist1d()
+        >>> x_train.shape
+        (4000, 40, 1)
+    """
+    if not isinstance(num_samples, int) or num_samples < 2:
+        raise ValueError(f"num_samples must be an integer >= 2, received: num_samples={num_samples!r}")
+    if not 0 < train_split < 1:
+        raise ValueError(f"train_split must be in (0, 1), received: train_split={train_split!r}")
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.seed, args.num_samples, args.train_split = seed, num_samples, train_split
+    data = make_dataset(args)
+    as_x = lambda a: np.asarray(a, np.float32)[..., np.newaxis]  # noqa: E731
+    return (
+        (as_x(data["x"]), np.asarray(data["y"], np.int64)),
+        (as_x(data["x_test"]), np.asarray(data["y_test"], np.int64)),
+    )
+
+
+def _load_idx(directory):
+    if not directory:
+        raise ValueError("idx: needs a directory, e.g. idx:/usr/share/datasets/fashion-mnist")
+    arrays = {}
+    for key, stem in _IDX_FILES.items():
+        candidates = [os.path.join(directory, stem + suffix) for suffix in (".gz", "")]
+        path = next((c for c in candidates if os.path.isfile(c)), None)
+        if path is None:
+            raise FileNotFoundError(
+                f"IDX dataset in {directory!r} is missing {stem}[.gz]; it needs the files "
+                f"{sorted(_IDX_FILES.values())} (e.g. apt-get install dataset-fashion-mnist gives "
+                "/usr/share/datasets/fashion-mnist)"
+            )
+        arrays[key] = _read_idx(path)
+    x_train, x_test = (_images_to_float(arrays[k]) for k in ("x_train", "x_test"))
+    return (x_train, arrays["y_train"].astype(np.int64)), (x_test, arrays["y_test"].astype(np.int64))
+
+
+def _read_idx(path):
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise ValueError(f"{path!r} is not an IDX file (bad magic number {raw[:4]!r})")
+    dims = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
+    data = np.frombuffer(raw, dtype=np.dtype(_IDX_DTYPES[raw[2]]), offset=4 + 4 * dims)
+    if data.size != int(np.prod(shape)):
+        raise ValueError(f"{path!r} holds {data.size} values but its header says shape {shape}")
+    return data.reshape(shape)
+
+
+def _images_to_float(images):
+    images = np.asarray(images)
+    scale = 255.0 if images.dtype == np.uint8 else 1.0
+    images = images.astype(np.float32) / scale
+    return images[..., np.newaxis] if images.ndim == 3 else images
+
+
+def _load_tfds(dataset, data_dir):
+    import tensorflow_datasets as tfds
+
+    splits = tfds.load(dataset, split=["train", "test"], as_supervised=True, batch_size=-1, data_dir=data_dir)
+    (x_train, y_train), (x_test, y_test) = tfds.as_numpy(splits)
+    return (
+        (_images_to_float(x_train), np.asarray(y_train, np.int64)),
+        (_images_to_float(x_test), np.asarray(y_test, np.int64)),
+    )

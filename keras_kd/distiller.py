@@ -1,0 +1,365 @@
+"""The Distiller: a Keras model that trains a student from labels and a frozen teacher."""
+
+import math
+import re
+
+from keras_kd._compat import keras, tf
+from keras_kd.features import FeatureTap
+
+_NONFINITE_MARKER = "keras_kd non-finite loss term"
+_NONFINITE_PATTERN = re.compile(_NONFINITE_MARKER + r" '([^']+)'")
+
+
+@keras.utils.register_keras_serializable(package="keras_kd")
+class Distiller(keras.Model):
+    """Trains ``student`` on the hard labels and on distillation losses against a frozen ``teacher``.
+
+    Each training step runs the teacher once in inference mode outside the gradient tape, runs the
+    student once (with every feature tap the losses ask for), and minimizes
+
+        loss = alpha * hard_loss + sum(loss_weights[i] * losses[i](teacher, student)) + regularization
+
+    where ``hard_loss`` is the loss given to ``compile`` on the student's logits. Gradients reach the
+    student and the weights owned by loss layers (adapters), never the teacher. ``evaluate``,
+    ``predict`` and ``call`` use the student alone; the ``loss`` that ``evaluate`` reports is the hard
+    loss. ``sample_weight`` weighs the hard loss; distillation losses are batch means.
+
+    Both models must output logits (no final softmax).
+
+    Paper: Hinton, Vinyals & Dean (2015), "Distilling the Knowledge in a Neural Network".
+
+    Args:
+        student: The built Keras model to train.
+        teacher: The built Keras model to learn from. It is never updated and must not be ``student``.
+        losses: Distillation loss layers that follow the contract in ``keras_kd.losses.base``.
+            Default: ``[keras_kd.losses.LogitsKD(temperature=4.0)]``.
+        alpha: Weight of the hard-label loss, in [0, 1]. Default 0.1 as in Hinton et al.
+        loss_weights: One weight >= 0 per distillation loss. Default ``1 - alpha`` for each.
+        **kwargs: Passed to ``keras.Model`` (``name``).
+
+    Raises:
+        ValueError: If a model is missing or unbuilt, the teacher is the student, the two output
+            shapes differ, ``alpha`` is outside [0, 1], or ``loss_weights`` is mis-sized or negative.
+        TypeError: If a model is not a ``keras.Model`` or a loss is not a Keras layer.
+
+    Example:
+        >>> distiller = Distiller(student=student, teacher=teacher, alpha=0.1)
+        >>> distiller.compile(optimizer="adam",
+        ...     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        ...     metrics=["accuracy"])
+        >>> history = distiller.fit(x_train, y_train, epochs=5)
+        >>> distiller.save_student("student.keras")
+    """
+
+    def __init__(self, student, teacher, losses=None, alpha=0.1, loss_weights=None, **kwargs):
+        kwargs.setdefault("name", "distiller")
+        super().__init__(**kwargs)
+        _check_model("student", student)
+        _check_model("teacher", teacher)
+        if student is teacher:
+            raise ValueError("teacher and student must be different models; received the same object for both")
+        _check_output_shapes(teacher, student)
+        self.student = student
+        self.teacher = teacher
+        self.alpha = _check_alpha(alpha)
+        if losses is None:
+            from keras_kd import losses as loss_registry
+
+            losses = [loss_registry.get("kd", temperature=4.0)]
+        self.distillation_losses = _check_losses(losses)
+        self.loss_weights = _check_loss_weights(loss_weights, len(self.distillation_losses), self.alpha)
+        pairs = [p for loss in self.distillation_losses for p in (getattr(loss, "pairs", None) or [])]
+        self._teacher_tap = FeatureTap(teacher, [t for t, _ in pairs], role="teacher")
+        self._student_tap = FeatureTap(student, [s for _, s in pairs], role="student")
+        self._prepare_losses()
+        self._loss_tracker = keras.metrics.Mean(name="loss")
+        self._hard_tracker = keras.metrics.Mean(name="hard_loss")
+        self._term_trackers = [keras.metrics.Mean(name=loss.name) for loss in self.distillation_losses]
+        self.built = True  # both models are built; nothing of the Distiller's own waits for a first call
+
+    def _prepare_losses(self):
+        """Lets each loss check shapes and create its weights (adapters) before training starts."""
+        t_shapes, s_shapes = self._teacher_tap.feature_shapes(), self._student_tap.feature_shapes()
+        for loss in self.distillation_losses:
+            pairs = getattr(loss, "pairs", None)
+            prepare = getattr(loss, "prepare", None)
+            if prepare is None:
+                continue
+            if pairs is None:
+                shapes = [_output_shape(self.teacher), _output_shape(self.student)]
+            elif all(t in t_shapes for t, _ in pairs) and all(s in s_shapes for _, s in pairs):
+                shapes = [[t_shapes[t] for t, _ in pairs], [s_shapes[s] for _, s in pairs]]
+            else:
+                continue  # a subclassed model: shapes are known at the first call
+            prepare(*shapes)
+
+    @property
+    def metrics(self):
+        compiled = getattr(self, "compiled_metrics", None)
+        return [
+            self._loss_tracker,
+            self._hard_tracker,
+            *self._term_trackers,
+            *(compiled.metrics if compiled is not None else []),
+        ]
+
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
+        """Configures training like ``keras.Model.compile``; ``loss`` is the hard-label loss.
+
+        Args:
+            optimizer: A Keras optimizer or its name.
+            loss: The hard-label loss on the student's logits, e.g.
+                ``SparseCategoricalCrossentropy(from_logits=True)``. Required when ``alpha > 0``.
+            metrics: Metrics computed on the student's logits.
+            **kwargs: Passed to ``keras.Model.compile`` (``jit_compile``, ``steps_per_execution``, ...).
+
+        Raises:
+            ValueError: If ``loss`` is missing while ``alpha > 0``, or expects probabilities.
+        """
+        if loss is None and self.alpha > 0:
+            raise ValueError(
+                f"compile needs loss= (the hard-label loss) because alpha={self.alpha} > 0; e.g. "
+                "loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), or set alpha=0"
+            )
+        _check_from_logits(loss)
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def compile_from_config(self, config):
+        """Recompiles from ``get_compile_config()`` when a saved Distiller is loaded."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        self.optimizer.build(self._trainable_for_distillation())
+
+    def call(self, inputs, training=None):
+        return self.student(inputs, training=training)
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        teacher_logits, teacher_features = self._teacher_tap(x, training=False)
+        teacher_logits = tf.stop_gradient(teacher_logits)
+        teacher_features = tf.nest.map_structure(tf.stop_gradient, teacher_features)
+        with tf.GradientTape() as tape:
+            student_logits, student_features = self._student_tap(x, training=True)
+            total, report = self._total_loss(
+                y, sample_weight, teacher_logits, teacher_features, student_logits, student_features
+            )
+        self.optimizer.minimize(total, self._trainable_for_distillation(), tape=tape)
+        return self._update_metrics(y, sample_weight, student_logits, report)
+
+    def _total_loss(self, y, sample_weight, t_logits, t_features, s_logits, s_features):
+        """Returns the replica-scaled total to differentiate and the unscaled terms to report."""
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        report = {}
+        total = tf.constant(0.0)
+        if self.alpha > 0:
+            if y is None:
+                raise ValueError(f"alpha={self.alpha} > 0 needs labels, but the data has none; pass y or set alpha=0")
+            hard = tf.cast(self.compiled_loss(y, s_logits, sample_weight), tf.float32)
+            report["hard_loss"] = _check_finite(hard * replicas, "hard_loss")
+            total += self.alpha * hard
+        for loss, weight in zip(self.distillation_losses, self.loss_weights):
+            pairs = getattr(loss, "pairs", None)
+            if pairs is None:
+                args = (t_logits, s_logits)
+            else:
+                args = ([t_features[t] for t, _ in pairs], [s_features[s] for _, s in pairs])
+            kwargs = {"labels": _sparse_labels(y, t_logits)} if getattr(loss, "uses_labels", False) else {}
+            term = _check_finite(tf.cast(loss(*args, **kwargs), tf.float32), loss.name)
+            report[loss.name] = term
+            total += weight * term / replicas
+        if self.student.losses:
+            regularization = tf.cast(tf.add_n(self.student.losses), tf.float32)
+            total += _check_finite(regularization, "regularization") / replicas
+        report["loss"] = total * replicas
+        return total, report
+
+    def _trainable_for_distillation(self):
+        variables = list(self.student.trainable_variables)
+        for loss in self.distillation_losses:
+            variables.extend(loss.trainable_variables)
+        return variables
+
+    def _update_metrics(self, y, sample_weight, student_logits, report):
+        # Batch means weighted by batch size, as Keras does, so that epoch values are example means.
+        batch = tf.cast(tf.shape(student_logits)[0], tf.float32)
+        self._loss_tracker.update_state(report["loss"], sample_weight=batch)
+        if "hard_loss" in report:
+            self._hard_tracker.update_state(report["hard_loss"], sample_weight=batch)
+        for loss, tracker in zip(self.distillation_losses, self._term_trackers):
+            tracker.update_state(report[loss.name], sample_weight=batch)
+        logs = {"loss": self._loss_tracker.result()}
+        if "hard_loss" in report:
+            logs["hard_loss"] = self._hard_tracker.result()
+        logs.update({t.name: t.result() for t in self._term_trackers})
+        if y is not None and self.compiled_metrics is not None:
+            self.compiled_metrics.update_state(y, student_logits, sample_weight)
+            logs.update({m.name: m.result() for m in self.compiled_metrics.metrics})
+        return logs
+
+    def test_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        logits = self.student(x, training=False)
+        logs = {}
+        if y is not None and self.compiled_loss is not None:
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            hard = tf.cast(self.compiled_loss(y, logits, sample_weight), tf.float32) * replicas
+            if self.student.losses:
+                hard += tf.cast(tf.add_n(self.student.losses), tf.float32)
+            self._loss_tracker.update_state(hard, sample_weight=tf.cast(tf.shape(logits)[0], tf.float32))
+            logs["loss"] = self._loss_tracker.result()
+        if y is not None and self.compiled_metrics is not None:
+            self.compiled_metrics.update_state(y, logits, sample_weight)
+            logs.update({m.name: m.result() for m in self.compiled_metrics.metrics})
+        return logs
+
+    def fit(self, *args, **kwargs):
+        """Trains like ``keras.Model.fit``; see the class docstring for what each step does.
+
+        Raises:
+            FloatingPointError: If a loss term becomes NaN or Inf. The step that produced it applies
+                no update, so the student keeps its last finite weights.
+        """
+        try:
+            return super().fit(*args, **kwargs)
+        except tf.errors.InvalidArgumentError as error:
+            match = _NONFINITE_PATTERN.search(str(error.message))
+            if match is None:
+                raise
+            raise FloatingPointError(
+                f"loss term {match.group(1)!r} became NaN or Inf; training stopped before applying that "
+                "step, so the student keeps its last finite weights. Lower the learning rate, check the "
+                "inputs for NaN, or clip gradients (optimizer clipnorm=...)."
+            ) from None
+
+    def save_student(self, filepath, **kwargs):
+        """Saves the student alone (never the teacher) with ``keras.Model.save``.
+
+        Args:
+            filepath: Where to save, e.g. ``"student.keras"``.
+            **kwargs: Passed to ``keras.Model.save``.
+
+        Returns:
+            ``filepath``.
+        """
+        self.student.save(filepath, **kwargs)
+        return filepath
+
+    def get_config(self):
+        serialize = keras.saving.serialize_keras_object
+        return {
+            "name": self.name,
+            "student": serialize(self.student),
+            "teacher": serialize(self.teacher),
+            "losses": [serialize(loss) for loss in self.distillation_losses],
+            "alpha": self.alpha,
+            "loss_weights": list(self.loss_weights),
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        deserialize = keras.saving.deserialize_keras_object
+        for key in ("student", "teacher"):
+            config[key] = deserialize(config[key], custom_objects=custom_objects)
+        config["losses"] = [deserialize(loss, custom_objects=custom_objects) for loss in config["losses"]]
+        return cls(**config)
+
+
+def _check_model(role, model):
+    if model is None:
+        raise ValueError(f"{role} is required, received: {role}=None")
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"{role} must be a keras.Model (from keras_kd import keras), received: {role}={model!r}")
+    if not model.built:
+        raise ValueError(
+            f"{role} model {model.name!r} is not built; give it an Input layer or input_shape, or call "
+            f"{role}.build(input_shape) before making the Distiller"
+        )
+    last = model.layers[-1] if getattr(model, "_is_graph_network", False) and model.layers else None
+    if isinstance(last, keras.layers.Softmax) or getattr(last, "activation", None) is keras.activations.softmax:
+        raise ValueError(
+            f"{role} model {model.name!r} ends in a softmax (layer {last.name!r}); distillation needs "
+            "logits, so remove the final softmax activation"
+        )
+
+
+def _output_shape(model):
+    if getattr(model, "_is_graph_network", False):
+        return tf.TensorShape(model.outputs[0].shape)
+    return None
+
+
+def _check_output_shapes(teacher, student):
+    t_shape, s_shape = _output_shape(teacher), _output_shape(student)
+    if t_shape is None or s_shape is None:
+        return
+    if t_shape.rank != s_shape.rank or t_shape[-1] != s_shape[-1]:
+        raise ValueError(
+            f"teacher {teacher.name!r} outputs shape {t_shape} but student {student.name!r} outputs shape "
+            f"{s_shape}; both must output logits over the same classes"
+        )
+
+
+def _check_alpha(alpha):
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be a number in [0, 1], received: alpha={alpha!r}")
+    return float(alpha)
+
+
+def _check_losses(losses):
+    if isinstance(losses, keras.layers.Layer):
+        losses = [losses]
+    losses = list(losses)
+    if not losses:
+        raise ValueError("losses must hold at least one distillation loss layer, received: losses=[]")
+    for loss in losses:
+        if not isinstance(loss, keras.layers.Layer):
+            raise TypeError(
+                "each entry of losses must be a Keras layer following the keras_kd.losses contract, "
+                f"received: {loss!r}"
+            )
+    names = [loss.name for loss in losses]
+    if len(set(names)) != len(names):
+        raise ValueError(f"losses must have distinct names (they name the metrics), received names {names}")
+    return losses
+
+
+def _check_loss_weights(loss_weights, count, alpha):
+    if loss_weights is None:
+        return [1.0 - alpha] * count
+    weights = list(loss_weights) if not isinstance(loss_weights, (int, float)) else [loss_weights]
+    if len(weights) != count:
+        raise ValueError(
+            f"loss_weights needs one weight per distillation loss ({count}), received: loss_weights={loss_weights!r}"
+        )
+    for w in weights:
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
+            raise ValueError(f"loss_weights must be finite numbers >= 0, received: loss_weights={loss_weights!r}")
+    return [float(w) for w in weights]
+
+
+def _check_from_logits(loss):
+    if loss is None:
+        return
+    if isinstance(loss, str):
+        expects_probabilities = loss.endswith("crossentropy")
+    else:
+        config = loss.get_config() if isinstance(loss, keras.losses.Loss) else {}
+        expects_probabilities = config.get("from_logits") is False
+    if expects_probabilities:
+        raise ValueError(
+            f"loss={loss!r} expects probabilities (from_logits=False) but the student outputs logits; "
+            "use e.g. keras.losses.SparseCategoricalCrossentropy(from_logits=True)"
+        )
+
+
+def _check_finite(value, name):
+    return tf.debugging.check_numerics(value, f"{_NONFINITE_MARKER} '{name}'")
+
+
+def _sparse_labels(y, logits):
+    """Integer class ids from sparse or one-hot ``y``; the teacher's top-1 where there are no labels."""
+    if y is None:
+        return tf.argmax(logits, axis=-1, output_type=tf.int32)
+    if y.shape.rank is not None and y.shape.rank == logits.shape.rank and y.shape[-1] == logits.shape[-1]:
+        return tf.argmax(y, axis=-1, output_type=tf.int32)
+    return tf.reshape(tf.cast(y, tf.int32), [-1])

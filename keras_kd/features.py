@@ -1,0 +1,77 @@
+"""Feature taps: run a model once and get its logits together with named intermediate outputs.
+
+Functional and Sequential models are tapped by building one extractor model over their graph
+(``keras.Model(model.inputs, [model.output, *tapped_layer_outputs])``), so each model runs once per
+step with every tap. A subclassed model has no graph to tap; it exposes its features by defining
+
+    def call_with_features(self, inputs, training=None):
+        return logits, {"feature_name": tensor, ...}
+
+and the names in that dict are the layer names that losses refer to in ``pairs``.
+"""
+
+from keras_kd._compat import keras, tf
+
+
+class FeatureTap:
+    """Runs ``model`` once per call and returns ``(logits, {layer_name: output})`` for ``layer_names``.
+
+    Args:
+        model: A built Keras model (Functional, Sequential, or subclassed with ``call_with_features``).
+        layer_names: Names of the layers whose outputs to return. Empty for logits only.
+        role: ``"teacher"`` or ``"student"``, used in error messages.
+
+    Raises:
+        ValueError: If a layer name is unknown, or a subclassed model without ``call_with_features``
+            is asked for features.
+
+    Example:
+        >>> tap = FeatureTap(model, ["block2"], role="student")
+        >>> logits, features = tap(x, training=False)
+    """
+
+    def __init__(self, model, layer_names, role):
+        self.model = model
+        self.layer_names = list(dict.fromkeys(layer_names))
+        self.role = role
+        self._extractor = None
+        if not self.layer_names:
+            return
+        if hasattr(model, "call_with_features"):
+            return
+        if not getattr(model, "_is_graph_network", False):
+            raise ValueError(
+                f"{role} model {model.name!r} is a subclassed model, so its layers cannot be tapped "
+                f"for {self.layer_names}; define call_with_features(inputs, training) returning "
+                "(logits, {name: tensor}) on it (see keras_kd.features)"
+            )
+        known = [layer.name for layer in model.layers]
+        outputs = []
+        for name in self.layer_names:
+            if name not in known:
+                raise ValueError(
+                    f"{role} model {model.name!r} has no layer named {name!r}; its layers are {known}"
+                )
+            outputs.append(model.get_layer(name).output)
+        self._extractor = keras.Model(model.inputs, [model.outputs[0], *outputs], name=f"{model.name}_taps")
+
+    def __call__(self, inputs, training):
+        if not self.layer_names:
+            return self.model(inputs, training=training), {}
+        if self._extractor is None:
+            logits, features = self.model.call_with_features(inputs, training=training)
+            missing = [n for n in self.layer_names if n not in features]
+            if missing:
+                raise ValueError(
+                    f"{self.role} model {self.model.name!r}: call_with_features returned features "
+                    f"{sorted(features)} but losses ask for {missing}"
+                )
+            return logits, {n: features[n] for n in self.layer_names}
+        outputs = self._extractor(inputs, training=training)
+        return outputs[0], dict(zip(self.layer_names, outputs[1:]))
+
+    def feature_shapes(self):
+        """Returns ``{layer_name: static shape}`` for the tapped layers of a graph model (else ``{}``)."""
+        if self._extractor is None:
+            return {}
+        return {n: tf.TensorShape(t.shape) for n, t in zip(self.layer_names, self._extractor.outputs[1:])}

@@ -1,0 +1,41 @@
+"""Distillation losses: Keras layers with ``call(teacher, student) -> scalar``.
+
+See ``keras_kd.losses.base`` for the contract the Distiller relies on, and ``get`` for the names
+that example scripts use.
+"""
+
+from keras_kd.losses.base import DistillationLoss
+from keras_kd.losses.logits import LogitsKD
+
+_BY_NAME = {
+    "kd": LogitsKD,
+}
+
+
+def get(name, **kwargs):
+    """Makes the distillation loss registered under ``name``, like ``keras.losses.get``.
+
+    Args:
+        name: One of ``names()``, e.g. ``"kd"``.
+        **kwargs: Constructor arguments of that loss, e.g. ``temperature=4.0``.
+
+    Returns:
+        A new loss layer.
+
+    Raises:
+        ValueError: If ``name`` is not a known loss.
+
+    Example:
+        >>> loss = get("kd", temperature=4.0)
+    """
+    if name not in _BY_NAME:
+        raise ValueError(f"unknown distillation loss name={name!r}; known names: {sorted(_BY_NAME)}")
+    return _BY_NAME[name](**kwargs)
+
+
+def names():
+    """Returns the sorted list of names that ``get`` accepts."""
+    return sorted(_BY_NAME)
+
+
+__all__ = ["DistillationLoss", "LogitsKD", "get", "names"]

@@ -1,0 +1,65 @@
+"""Test setup: the repo root on sys.path (for examples/), two logical CPUs, small shared fixtures."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from keras_kd._compat import keras, tf  # noqa: E402
+
+# MirroredStrategy tests need two devices; logical devices must be set before TensorFlow initializes.
+_cpus = tf.config.list_physical_devices("CPU")
+tf.config.set_logical_device_configuration(
+    _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+)
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """The embedded digits split: ((x_train, y_train), (x_test, y_test))."""
+    from keras_kd import data
+
+    return data.load("digits")
+
+
+@pytest.fixture(scope="session")
+def trained_teacher_weights(digits):
+    """Weights of the example CNN teacher trained briefly on digits (trained once per session)."""
+    from examples.models import make_teacher
+
+    (x, y), _ = digits
+    keras.utils.set_random_seed(0)
+    teacher = make_teacher(x.shape[1:], 10, width=16)
+    teacher.compile(keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    teacher.fit(x, y, epochs=8, batch_size=64, verbose=0)
+    return teacher.get_weights()
+
+
+@pytest.fixture
+def teacher(digits, trained_teacher_weights):
+    """A fresh copy of the trained digits teacher."""
+    from examples.models import make_teacher
+
+    (x, _), _ = digits
+    model = make_teacher(x.shape[1:], 10, width=16)
+    model.set_weights(trained_teacher_weights)
+    return model
+
+
+@pytest.fixture
+def student(digits):
+    """A fresh, seeded example student for digits."""
+    from examples.models import make_student
+
+    (x, _), _ = digits
+    keras.utils.set_random_seed(1)
+    return make_student(x.shape[1:], 10, width=8)
+
+
+def weights_equal(a, b):
+    return all(np.array_equal(u, v) for u, v in zip(a, b))
