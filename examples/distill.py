@@ -32,6 +32,10 @@ _SEED = flags.DEFINE_integer("seed", 0, "Random seed.", lower_bound=0)
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "keras_kd_runs/distill", "Where to save the models.")
 _VERBOSE = flags.DEFINE_enum("verbose", "2", ["0", "1", "2"], "Keras verbosity: 0 silent, 1 progress bar, 2 a line per epoch.")
 
+flags.register_validator(
+    "dataset", kd.data.is_valid_name, message=f"--dataset must be one of {list(kd.data.NAMES)}"
+)
+
 
 def _classifier_loss():
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)

@@ -43,19 +43,37 @@ def load(name, data_dir=None):
         >>> x_train.shape
         (1437, 8, 8, 1)
     """
-    if not isinstance(name, str):
-        raise ValueError(f"name must be a string, one of {list(NAMES)}; received: name={name!r}")
     if data_dir is not None and not name.startswith("tfds:"):
         raise ValueError(f"data_dir is only used by tfds: datasets, received: name={name!r}, data_dir={data_dir!r}")
+    if not is_valid_name(name):
+        raise ValueError(f"unknown dataset name={name!r}; available: {list(NAMES)}")
     if name == "digits":
         return _load_digits()
     if name == "mnist1d":
         return load_mnist1d()
     if name.startswith("idx:"):
         return _load_idx(name[len("idx:") :])
-    if name.startswith("tfds:") and len(name) > len("tfds:"):
-        return _load_tfds(name[len("tfds:") :], data_dir)
-    raise ValueError(f"unknown dataset name={name!r}; available: {list(NAMES)}")
+    return _load_tfds(name[len("tfds:") :], data_dir)
+
+
+def is_valid_name(name):
+    """Returns whether ``name`` has a form ``load`` accepts (files are checked only when loading).
+
+    Args:
+        name: A dataset name such as ``"digits"`` or ``"idx:/path"``.
+
+    Returns:
+        ``True`` for ``digits``, ``mnist1d``, ``idx:<dir>`` and ``tfds:<name>``, else ``False``.
+
+    Example:
+        >>> is_valid_name("tfds:mnist")
+        True
+    """
+    if not isinstance(name, str):
+        return False
+    return name in ("digits", "mnist1d") or any(
+        name.startswith(prefix) and len(name) > len(prefix) for prefix in ("idx:", "tfds:")
+    )
 
 
 def _load_digits():
@@ -108,8 +126,6 @@ def load_mnist1d(seed=42, num_samples=5000, train_split=0.8):
 
 
 def _load_idx(directory):
-    if not directory:
-        raise ValueError("idx: needs a directory, e.g. idx:/usr/share/datasets/fashion-mnist")
     arrays = {}
     for key, stem in _IDX_FILES.items():
         candidates = [os.path.join(directory, stem + suffix) for suffix in (".gz", "")]
@@ -149,9 +165,12 @@ def _images_to_float(images):
 def _load_tfds(dataset, data_dir):
     import tensorflow_datasets as tfds
 
-    splits = tfds.load(dataset, split=["train", "test"], as_supervised=True, batch_size=-1, data_dir=data_dir)
-    (x_train, y_train), (x_test, y_test) = tfds.as_numpy(splits)
-    return (
-        (_images_to_float(x_train), np.asarray(y_train, np.int64)),
-        (_images_to_float(x_test), np.asarray(y_test, np.int64)),
-    )
+    # Batches concatenated in numpy: batch_size=-1 fails on datasets of unknown cardinality.
+    splits = tfds.load(dataset, split=["train", "test"], as_supervised=True, data_dir=data_dir)
+    arrays = []
+    for split in splits:
+        batches = list(tfds.as_numpy(split.batch(4096)))
+        x = np.concatenate([b[0] for b in batches])
+        y = np.concatenate([b[1] for b in batches])
+        arrays.append((_images_to_float(x), y.astype(np.int64)))
+    return tuple(arrays)
