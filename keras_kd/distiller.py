@@ -3,6 +3,9 @@
 import math
 import re
 
+from absl import logging
+
+from keras_kd import cache
 from keras_kd._compat import keras, tf
 from keras_kd.features import FeatureTap
 
@@ -24,6 +27,10 @@ class Distiller(keras.Model):
     ``predict`` and ``call`` use the student alone; the ``loss`` that ``evaluate`` reports is the hard
     loss. ``sample_weight`` weighs the hard loss; distillation losses are batch means.
 
+    Teacher outputs are cached (``keras_kd.cache``) when the training inputs are deterministic, so the
+    teacher runs once per dataset rather than once per step of every epoch; with random augmentation
+    it runs live on each batch. ``fit`` logs the choice and sets ``teacher_cached``.
+
     Both models must output logits (no final softmax).
 
     Paper: Hinton, Vinyals & Dean (2015), "Distilling the Knowledge in a Neural Network".
@@ -35,6 +42,13 @@ class Distiller(keras.Model):
             Default: ``[keras_kd.losses.LogitsKD(temperature=4.0)]``.
         alpha: Weight of the hard-label loss, in [0, 1]. Default 0.1 as in Hinton et al.
         loss_weights: One weight >= 0 per distillation loss. Default ``1 - alpha`` for each.
+        cache_teacher: ``"auto"`` (cache when the inputs are deterministic: arrays, or a dataset with
+            no random ops), ``True`` (cache; an error when that is unsafe) or ``False`` (always live).
+        cache_dtype: ``"float16"`` (default) or ``"float32"`` storage of cached outputs.
+        cache_top_k: Cache only the top-k logits per example (plus the mean of the rest), for
+            many-class problems; ``None`` caches all logits.
+        cache_dir: Directory for the cache of a ``tf.data.Dataset`` that does not fit in memory;
+            ``None`` keeps it in memory. Array inputs are always cached in memory.
         **kwargs: Passed to ``keras.Model`` (``name``).
 
     Raises:
@@ -51,7 +65,19 @@ class Distiller(keras.Model):
         >>> distiller.save_student("student.keras")
     """
 
-    def __init__(self, student, teacher, losses=None, alpha=0.1, loss_weights=None, **kwargs):
+    def __init__(
+        self,
+        student,
+        teacher,
+        losses=None,
+        alpha=0.1,
+        loss_weights=None,
+        cache_teacher="auto",
+        cache_dtype="float16",
+        cache_top_k=None,
+        cache_dir=None,
+        **kwargs,
+    ):
         kwargs.setdefault("name", "distiller")
         super().__init__(**kwargs)
         _check_model("student", student)
@@ -72,6 +98,14 @@ class Distiller(keras.Model):
         self._teacher_tap = FeatureTap(teacher, [t for t, _ in pairs], role="teacher")
         self._student_tap = FeatureTap(student, [s for _, s in pairs], role="student")
         self._prepare_losses()
+        self.cache_teacher = cache.check_mode(cache_teacher)
+        self._num_classes = _output_shape(student)[-1] if _output_shape(student) is not None else None
+        if cache_top_k is not None and self._num_classes is None:
+            raise ValueError(f"cache_top_k={cache_top_k} needs a student with a known output shape")
+        self._teacher_cache = cache.TeacherCache(
+            lambda x: self._teacher_tap(x, training=False), teacher, cache_dtype, cache_top_k, cache_dir
+        )
+        self.teacher_cached = None
         self._loss_tracker = keras.metrics.Mean(name="loss")
         self._hard_tracker = keras.metrics.Mean(name="hard_loss")
         self._term_trackers = [keras.metrics.Mean(name=loss.name) for loss in self.distillation_losses]
@@ -134,7 +168,11 @@ class Distiller(keras.Model):
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        teacher_logits, teacher_features = self._teacher_tap(x, training=False)
+        if cache.is_cached_batch(x):
+            stored, x = x[cache.TEACHER_KEY], x[cache.INPUTS_KEY]
+            teacher_logits, teacher_features = cache.decode(stored, self._num_classes)
+        else:
+            teacher_logits, teacher_features = self._teacher_tap(x, training=False)
         teacher_logits = tf.stop_gradient(teacher_logits)
         teacher_features = tf.nest.map_structure(tf.stop_gradient, teacher_features)
         with tf.GradientTape() as tape:
@@ -197,6 +235,8 @@ class Distiller(keras.Model):
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if cache.is_cached_batch(x):  # a validation_split of cached inputs
+            x = x[cache.INPUTS_KEY]
         logits = self.student(x, training=False)
         logs = {}
         if y is not None and self.compiled_loss is not None:
@@ -211,15 +251,21 @@ class Distiller(keras.Model):
             logs.update({m.name: m.result() for m in self.compiled_metrics.metrics})
         return logs
 
-    def fit(self, *args, **kwargs):
+    def fit(self, x=None, y=None, **kwargs):
         """Trains like ``keras.Model.fit``; see the class docstring for what each step does.
 
         Raises:
+            ValueError: If ``cache_teacher=True`` but the inputs cannot be cached safely.
             FloatingPointError: If a loss term becomes NaN or Inf. The step that produced it applies
                 no update, so the student keeps its last finite weights.
         """
+        use_cache, reason = cache.decide(x, self.cache_teacher)
+        logging.info("keras_kd: teacher outputs %s (%s)", "cached" if use_cache else "live", reason)
+        self.teacher_cached = use_cache
+        if use_cache:
+            x = self._teacher_cache.annotate(x, batch_size=max(kwargs.get("batch_size") or 32, 256))
         try:
-            return super().fit(*args, **kwargs)
+            return super().fit(x, y, **kwargs)
         except tf.errors.InvalidArgumentError as error:
             match = _NONFINITE_PATTERN.search(str(error.message))
             if match is None:
@@ -252,6 +298,10 @@ class Distiller(keras.Model):
             "losses": [serialize(loss) for loss in self.distillation_losses],
             "alpha": self.alpha,
             "loss_weights": list(self.loss_weights),
+            "cache_teacher": self.cache_teacher,
+            "cache_dtype": self._teacher_cache.dtype,
+            "cache_top_k": self._teacher_cache.top_k,
+            "cache_dir": self._teacher_cache.cache_dir,
         }
 
     @classmethod

@@ -1,0 +1,155 @@
+r"""What distillation costs over training the student alone: live teacher vs cached teacher outputs.
+
+    python -m examples.benchmark_speed --dataset=idx:/usr/share/datasets/fashion-mnist
+
+Measured in one run, each mode in its own subprocess (so peak memory is per mode):
+(a) the student trained alone, (b) the Distiller with the teacher live on every step, (c) the
+Distiller with cached teacher outputs, after (d) its one-time teacher pass over the training set.
+Seconds per epoch are the median over the epochs after the first (which includes tracing). The
+teacher has about 100x the student's multiply-accumulates. The last line is JSON with
+``student_s``, ``live_s``, ``cached_s``, ``teacher_pass_s``, ``live_ratio`` and ``cached_ratio``.
+"""
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+from absl import app, flags, logging
+
+import keras_kd as kd
+from examples.models import make_student, make_teacher
+from keras_kd import keras
+
+_DATASET = flags.DEFINE_string("dataset", "idx:/usr/share/datasets/fashion-mnist", "Dataset name for keras_kd.data.load.")
+_TRAIN_SIZE = flags.DEFINE_integer("train_size", 0, "Use only this many training examples (0: all).", lower_bound=0)
+_EPOCHS = flags.DEFINE_integer("epochs", 3, "Epochs per mode (the first is not timed).", lower_bound=2)
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 128, "Batch size.", lower_bound=1)
+_TEACHER_WIDTH = flags.DEFINE_integer("teacher_width", 96, "Filters of the teacher's first block.", lower_bound=1)
+_STUDENT_WIDTH = flags.DEFINE_integer("student_width", 8, "Filters of the student's first block.", lower_bound=1)
+_SEED = flags.DEFINE_integer("seed", 0, "Random seed.", lower_bound=0)
+_MODE = flags.DEFINE_enum("mode", "all", ["all", "student", "live", "cached"], "Internal: run one mode and print its JSON.")
+_WORK_DIR = flags.DEFINE_string("work_dir", "", "Internal: where the teacher and initial student are kept.")
+
+flags.register_validator("dataset", kd.data.is_valid_name, message=f"--dataset must be one of {list(kd.data.NAMES)}")
+
+
+def count_macs(model):
+    """Multiply-accumulates of one forward pass through the Dense and Conv layers of ``model``."""
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Dense):
+            total += int(np.prod(layer.kernel.shape))
+        elif isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D)):
+            total += int(np.prod(layer.kernel.shape)) * int(np.prod(layer.output.shape[1:-1]))
+    return total
+
+
+class _EpochTimer(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def _data(dataset, train_size):
+    (x, y), (xt, yt) = kd.data.load(dataset)
+    if train_size:
+        x, y = x[:train_size], y[:train_size]
+    return (x, y), (xt, yt)
+
+
+def _loss():
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def run_mode(mode, dataset, train_size, epochs, batch_size, seed, work_dir):
+    """Trains one mode from the saved teacher and initial student; returns its measurements."""
+    (x, y), (xt, yt) = _data(dataset, train_size)
+    student = keras.models.load_model(os.path.join(work_dir, "student.keras"))
+    keras.utils.set_random_seed(seed)
+    timer = _EpochTimer()
+    result = {"mode": mode}
+    if mode == "student":
+        model = student
+        model.compile(keras.optimizers.Adam(3e-3), _loss(), metrics=["accuracy"])
+    else:
+        teacher = keras.models.load_model(os.path.join(work_dir, "teacher.keras"))
+        model = kd.Distiller(student, teacher, cache_teacher=(mode == "cached"))
+        model.compile(keras.optimizers.Adam(3e-3), _loss(), metrics=["accuracy"])
+    if mode == "cached":
+        start = time.perf_counter()
+        model._teacher_cache.annotate(x, batch_size=max(batch_size, 256))
+        result["teacher_pass_s"] = time.perf_counter() - start
+    model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, callbacks=[timer])
+    result["epoch_s"] = float(np.median(timer.seconds[1:]))
+    result["accuracy"] = float(model.evaluate(xt, yt, verbose=0)[1])
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return result
+
+
+def run(dataset, train_size=0, epochs=3, batch_size=128, teacher_width=96, student_width=8, seed=0):
+    """Prepares a teacher and a student, measures each mode in a subprocess, returns the summary."""
+    (x, y), _ = _data(dataset, train_size)
+    classes = int(y.max()) + 1
+    keras.utils.set_random_seed(seed)
+    teacher = make_teacher(x.shape[1:], classes, width=teacher_width)
+    student = make_student(x.shape[1:], classes, width=student_width)
+    teacher.compile(keras.optimizers.Adam(1e-3), _loss())
+    logging.info("Training the teacher for one epoch")
+    teacher.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
+    summary = {"teacher_macs": count_macs(teacher), "student_macs": count_macs(student), "train_examples": len(x)}
+    with tempfile.TemporaryDirectory() as work_dir:
+        teacher.save(os.path.join(work_dir, "teacher.keras"))
+        student.save(os.path.join(work_dir, "student.keras"))
+        for mode in ("student", "live", "cached"):
+            logging.info("Measuring mode %s", mode)
+            command = [sys.executable, "-m", "examples.benchmark_speed", f"--mode={mode}", f"--work_dir={work_dir}",
+                       f"--dataset={dataset}", f"--train_size={train_size}", f"--epochs={epochs}",
+                       f"--batch_size={batch_size}", f"--seed={seed}"]
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise RuntimeError(f"mode {mode} failed:\n{done.stderr[-3000:]}")
+            summary[mode] = json.loads(done.stdout.strip().splitlines()[-1])
+    student_s, live_s, cached_s = (summary[m]["epoch_s"] for m in ("student", "live", "cached"))
+    teacher_pass_s = summary["cached"]["teacher_pass_s"]
+    summary.update(
+        student_s=student_s, live_s=live_s, cached_s=cached_s, teacher_pass_s=teacher_pass_s,
+        live_ratio=live_s / student_s, cached_ratio=cached_s / student_s,
+        live_vs_student_plus_pass=live_s / (student_s + teacher_pass_s),
+        memory_ratio=summary["cached"]["peak_rss_mb"] / summary["student"]["peak_rss_mb"],
+        macs_ratio=summary["teacher_macs"] / summary["student_macs"],
+    )
+    return summary
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    args = dict(dataset=_DATASET.value, train_size=_TRAIN_SIZE.value, epochs=_EPOCHS.value,
+                batch_size=_BATCH_SIZE.value, seed=_SEED.value)
+    if _MODE.value != "all":
+        print(json.dumps(run_mode(_MODE.value, work_dir=_WORK_DIR.value, **args)))
+        return
+    s = run(teacher_width=_TEACHER_WIDTH.value, student_width=_STUDENT_WIDTH.value, **args)
+    print(f"teacher/student multiply-accumulates: {s['macs_ratio']:.0f}x ({s['train_examples']} training examples)")
+    print("| mode | s/epoch | vs student | peak RSS MB | test accuracy |")
+    print("| --- | --- | --- | --- | --- |")
+    for mode, label in (("student", "(a) student alone"), ("live", "(b) Distiller, live teacher"),
+                        ("cached", "(c) Distiller, cached teacher")):
+        m = s[mode]
+        print(f"| {label} | {m['epoch_s']:.2f} | {m['epoch_s'] / s['student_s']:.2f}x | {m['peak_rss_mb']:.0f} | {m['accuracy']:.4f} |")
+    print(f"| (d) one teacher pass (cache build) | {s['teacher_pass_s']:.2f} | | | |")
+    print(json.dumps({k: v for k, v in s.items() if not isinstance(v, dict)}))
+
+
+if __name__ == "__main__":
+    app.run(main)
