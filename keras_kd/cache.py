@@ -54,12 +54,13 @@ def _shuffles(dataset):
     return any(node.op.startswith("Shuffle") for node in graph.node)
 
 
-def decide(x, cache_teacher):
+def decide(x, cache_teacher, augmenting=False):
     """Chooses live or cached teacher outputs for the training input ``x``.
 
     Args:
         x: What ``fit`` received as ``x``.
         cache_teacher: ``"auto"``, ``True`` or ``False``.
+        augmenting: Whether the Distiller augments each batch (then the teacher must run live).
 
     Returns:
         ``(use_cache, reason)``.
@@ -70,7 +71,9 @@ def decide(x, cache_teacher):
     """
     if cache_teacher is False:
         return False, "cache_teacher=False"
-    if isinstance(x, tf.data.Dataset):
+    if augmenting:
+        problem = "the Distiller augments every batch (augment=...)"
+    elif isinstance(x, tf.data.Dataset):
         found = random_ops(x)
         problem = None
         if found:
@@ -183,7 +186,8 @@ class TeacherCache:
         else:
             count = len(tf.nest.flatten(x)[0])
             for start in range(0, count, batch_size):
-                batch = tf.nest.map_structure(lambda a: a[start : start + batch_size], x)
+                window = slice(start, start + batch_size)
+                batch = tf.nest.map_structure(lambda a, w=window: a[w], x)
                 yield None, self._encode(*self._teacher_fn(batch))
 
     def _build(self, x, batch_size):

@@ -1,11 +1,22 @@
 """The Distiller: a Keras model that trains a student from labels and a frozen teacher."""
 
-import math
 import re
+
+import numpy as np
 
 from absl import logging
 
 from keras_kd import cache
+from keras_kd._checks import (
+    check_alpha,
+    check_augment,
+    check_from_logits,
+    check_loss_weights,
+    check_losses,
+    check_model,
+    check_output_shapes,
+    output_shape,
+)
 from keras_kd._compat import keras, tf
 from keras_kd.features import FeatureTap
 
@@ -49,6 +60,10 @@ class Distiller(keras.Model):
             many-class problems; ``None`` caches all logits.
         cache_dir: Directory for the cache of a ``tf.data.Dataset`` that does not fit in memory;
             ``None`` keeps it in memory. Array inputs are always cached in memory.
+        augment: A Keras layer applied once per training batch, whose output both teacher and student
+            receive (consistent teaching, Beyer et al. 2022); e.g. ``keras_kd.data.MixUp()`` or a
+            ``keras.Sequential`` of random image layers. The teacher then runs live. Layers that mix
+            examples (``mixes_examples = True``) need ``alpha=0``, since labels are not mixed.
         **kwargs: Passed to ``keras.Model`` (``name``).
 
     Raises:
@@ -76,36 +91,38 @@ class Distiller(keras.Model):
         cache_dtype="float16",
         cache_top_k=None,
         cache_dir=None,
+        augment=None,
         **kwargs,
     ):
         kwargs.setdefault("name", "distiller")
         super().__init__(**kwargs)
-        _check_model("student", student)
-        _check_model("teacher", teacher)
+        check_model("student", student)
+        check_model("teacher", teacher)
         if student is teacher:
             raise ValueError("teacher and student must be different models; received the same object for both")
-        _check_output_shapes(teacher, student)
+        check_output_shapes(teacher, student)
         self.student = student
         self.teacher = teacher
-        self.alpha = _check_alpha(alpha)
+        self.alpha = check_alpha(alpha)
         if losses is None:
             from keras_kd import losses as loss_registry
 
             losses = [loss_registry.get("kd", temperature=4.0)]
-        self.distillation_losses = _check_losses(losses)
-        self.loss_weights = _check_loss_weights(loss_weights, len(self.distillation_losses), self.alpha)
+        self.distillation_losses = check_losses(losses)
+        self.loss_weights = check_loss_weights(loss_weights, len(self.distillation_losses), self.alpha)
         pairs = [p for loss in self.distillation_losses for p in (getattr(loss, "pairs", None) or [])]
         self._teacher_tap = FeatureTap(teacher, [t for t, _ in pairs], role="teacher")
         self._student_tap = FeatureTap(student, [s for _, s in pairs], role="student")
         self._prepare_losses()
         self.cache_teacher = cache.check_mode(cache_teacher)
-        self._num_classes = _output_shape(student)[-1] if _output_shape(student) is not None else None
+        self._num_classes = output_shape(student)[-1] if output_shape(student) is not None else None
         if cache_top_k is not None and self._num_classes is None:
             raise ValueError(f"cache_top_k={cache_top_k} needs a student with a known output shape")
         self._teacher_cache = cache.TeacherCache(
             lambda x: self._teacher_tap(x, training=False), teacher, cache_dtype, cache_top_k, cache_dir
         )
         self.teacher_cached = None
+        self.augment = check_augment(augment, self.alpha)
         self._loss_tracker = keras.metrics.Mean(name="loss")
         self._hard_tracker = keras.metrics.Mean(name="hard_loss")
         self._term_trackers = [keras.metrics.Mean(name=loss.name) for loss in self.distillation_losses]
@@ -120,7 +137,7 @@ class Distiller(keras.Model):
             if prepare is None:
                 continue
             if pairs is None:
-                shapes = [_output_shape(self.teacher), _output_shape(self.student)]
+                shapes = [output_shape(self.teacher), output_shape(self.student)]
             elif all(t in t_shapes for t, _ in pairs) and all(s in s_shapes for _, s in pairs):
                 shapes = [[t_shapes[t] for t, _ in pairs], [s_shapes[s] for _, s in pairs]]
             else:
@@ -155,7 +172,7 @@ class Distiller(keras.Model):
                 f"compile needs loss= (the hard-label loss) because alpha={self.alpha} > 0; e.g. "
                 "loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), or set alpha=0"
             )
-        _check_from_logits(loss)
+        check_from_logits(loss)
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
     def compile_from_config(self, config):
@@ -168,6 +185,8 @@ class Distiller(keras.Model):
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if self.augment is not None:
+            x = self.augment(x, training=True)  # once per batch: teacher and student see the same view
         if cache.is_cached_batch(x):
             stored, x = x[cache.TEACHER_KEY], x[cache.INPUTS_KEY]
             teacher_logits, teacher_features = cache.decode(stored, self._num_classes)
@@ -191,7 +210,7 @@ class Distiller(keras.Model):
         if self.alpha > 0:
             if y is None:
                 raise ValueError(f"alpha={self.alpha} > 0 needs labels, but the data has none; pass y or set alpha=0")
-            hard = tf.cast(self.compiled_loss(y, s_logits, sample_weight), tf.float32)
+            hard = self._hard_loss(y, s_logits, sample_weight)
             report["hard_loss"] = _check_finite(hard * replicas, "hard_loss")
             total += self.alpha * hard
         for loss, weight in zip(self.distillation_losses, self.loss_weights):
@@ -209,6 +228,17 @@ class Distiller(keras.Model):
             total += _check_finite(regularization, "regularization") / replicas
         report["loss"] = total * replicas
         return total, report
+
+    def _hard_loss(self, y, logits, sample_weight):
+        """The compiled loss averaged over the labeled rows only (label -1, or an all-zero one-hot row,
+        marks an unlabeled example); equal to the plain compiled loss when every row has a label."""
+        labeled = _labeled_mask(y, logits)
+        if not _is_one_hot(y, logits):
+            y = tf.where(y >= 0, y, tf.zeros_like(y))
+        weights = labeled if sample_weight is None else tf.cast(tf.reshape(sample_weight, [-1]), tf.float32) * labeled
+        mean_over_batch = tf.cast(self.compiled_loss(y, logits, weights), tf.float32)
+        batch = tf.cast(tf.shape(logits)[0], tf.float32)
+        return mean_over_batch * batch / tf.maximum(tf.reduce_sum(labeled), 1.0)
 
     def _trainable_for_distillation(self):
         variables = list(self.student.trainable_variables)
@@ -229,7 +259,12 @@ class Distiller(keras.Model):
             logs["hard_loss"] = self._hard_tracker.result()
         logs.update({t.name: t.result() for t in self._term_trackers})
         if y is not None and self.compiled_metrics is not None:
-            self.compiled_metrics.update_state(y, student_logits, sample_weight)
+            labeled = _labeled_mask(y, student_logits)
+            if sample_weight is not None:
+                labeled *= tf.cast(tf.reshape(sample_weight, [-1]), tf.float32)
+            if not _is_one_hot(y, student_logits):
+                y = tf.maximum(y, tf.zeros_like(y))  # unlabeled rows carry zero weight
+            self.compiled_metrics.update_state(y, student_logits, labeled)
             logs.update({m.name: m.result() for m in self.compiled_metrics.metrics})
         return logs
 
@@ -259,7 +294,8 @@ class Distiller(keras.Model):
             FloatingPointError: If a loss term becomes NaN or Inf. The step that produced it applies
                 no update, so the student keeps its last finite weights.
         """
-        use_cache, reason = cache.decide(x, self.cache_teacher)
+        _check_some_labels(self.alpha, x, y)
+        use_cache, reason = cache.decide(x, self.cache_teacher, augmenting=self.augment is not None)
         logging.info("keras_kd: teacher outputs %s (%s)", "cached" if use_cache else "live", reason)
         self.teacher_cached = use_cache
         if use_cache:
@@ -302,6 +338,7 @@ class Distiller(keras.Model):
             "cache_dtype": self._teacher_cache.dtype,
             "cache_top_k": self._teacher_cache.top_k,
             "cache_dir": self._teacher_cache.cache_dir,
+            "augment": serialize(self.augment) if self.augment is not None else None,
         }
 
     @classmethod
@@ -311,105 +348,50 @@ class Distiller(keras.Model):
         for key in ("student", "teacher"):
             config[key] = deserialize(config[key], custom_objects=custom_objects)
         config["losses"] = [deserialize(loss, custom_objects=custom_objects) for loss in config["losses"]]
+        if config.get("augment") is not None:
+            config["augment"] = deserialize(config["augment"], custom_objects=custom_objects)
         return cls(**config)
-
-
-def _check_model(role, model):
-    if model is None:
-        raise ValueError(f"{role} is required, received: {role}=None")
-    if not isinstance(model, keras.Model):
-        raise TypeError(f"{role} must be a keras.Model (from keras_kd import keras), received: {role}={model!r}")
-    if not model.built:
-        raise ValueError(
-            f"{role} model {model.name!r} is not built; give it an Input layer or input_shape, or call "
-            f"{role}.build(input_shape) before making the Distiller"
-        )
-    last = model.layers[-1] if getattr(model, "_is_graph_network", False) and model.layers else None
-    if isinstance(last, keras.layers.Softmax) or getattr(last, "activation", None) is keras.activations.softmax:
-        raise ValueError(
-            f"{role} model {model.name!r} ends in a softmax (layer {last.name!r}); distillation needs "
-            "logits, so remove the final softmax activation"
-        )
-
-
-def _output_shape(model):
-    if getattr(model, "_is_graph_network", False):
-        return tf.TensorShape(model.outputs[0].shape)
-    return None
-
-
-def _check_output_shapes(teacher, student):
-    t_shape, s_shape = _output_shape(teacher), _output_shape(student)
-    if t_shape is None or s_shape is None:
-        return
-    if t_shape.rank != s_shape.rank or t_shape[-1] != s_shape[-1]:
-        raise ValueError(
-            f"teacher {teacher.name!r} outputs shape {t_shape} but student {student.name!r} outputs shape "
-            f"{s_shape}; both must output logits over the same classes"
-        )
-
-
-def _check_alpha(alpha):
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
-        raise ValueError(f"alpha must be a number in [0, 1], received: alpha={alpha!r}")
-    return float(alpha)
-
-
-def _check_losses(losses):
-    if isinstance(losses, keras.layers.Layer):
-        losses = [losses]
-    losses = list(losses)
-    if not losses:
-        raise ValueError("losses must hold at least one distillation loss layer, received: losses=[]")
-    for loss in losses:
-        if not isinstance(loss, keras.layers.Layer):
-            raise TypeError(
-                "each entry of losses must be a Keras layer following the keras_kd.losses contract, "
-                f"received: {loss!r}"
-            )
-    names = [loss.name for loss in losses]
-    if len(set(names)) != len(names):
-        raise ValueError(f"losses must have distinct names (they name the metrics), received names {names}")
-    return losses
-
-
-def _check_loss_weights(loss_weights, count, alpha):
-    if loss_weights is None:
-        return [1.0 - alpha] * count
-    weights = list(loss_weights) if not isinstance(loss_weights, (int, float)) else [loss_weights]
-    if len(weights) != count:
-        raise ValueError(
-            f"loss_weights needs one weight per distillation loss ({count}), received: loss_weights={loss_weights!r}"
-        )
-    for w in weights:
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
-            raise ValueError(f"loss_weights must be finite numbers >= 0, received: loss_weights={loss_weights!r}")
-    return [float(w) for w in weights]
-
-
-def _check_from_logits(loss):
-    if loss is None:
-        return
-    if isinstance(loss, str):
-        expects_probabilities = loss.endswith("crossentropy")
-    else:
-        config = loss.get_config() if isinstance(loss, keras.losses.Loss) else {}
-        expects_probabilities = config.get("from_logits") is False
-    if expects_probabilities:
-        raise ValueError(
-            f"loss={loss!r} expects probabilities (from_logits=False) but the student outputs logits; "
-            "use e.g. keras.losses.SparseCategoricalCrossentropy(from_logits=True)"
-        )
 
 
 def _check_finite(value, name):
     return tf.debugging.check_numerics(value, f"{_NONFINITE_MARKER} '{name}'")
 
 
+def _is_one_hot(y, logits):
+    return y.shape.rank is not None and y.shape.rank == logits.shape.rank and y.shape[-1] == logits.shape[-1] != 1
+
+
+def _labeled_mask(y, logits):
+    """1.0 for rows with a label, 0.0 for unlabeled rows (sparse label -1, or an all-zero one-hot row)."""
+    if _is_one_hot(y, logits):
+        return tf.cast(tf.reduce_sum(tf.cast(y, tf.float32), axis=-1) > 0, tf.float32)
+    return tf.cast(tf.reshape(y, [tf.shape(logits)[0], -1])[:, 0] >= 0, tf.float32)
+
+
+def _check_some_labels(alpha, x, y):
+    """Before training: with alpha > 0, array inputs need labels and at least one labeled example."""
+    if alpha == 0 or not isinstance(x, (np.ndarray, tf.Tensor, dict, list, tuple)):
+        return  # datasets and generators carry their own labels; the first step checks them
+    if y is None:
+        raise ValueError(f"alpha={alpha} > 0 needs labels, but fit received y=None; pass y or set alpha=0")
+    labels = np.asarray(y)
+    if labels.ndim > 1 and labels.shape[-1] > 1:
+        unlabeled = labels.sum(axis=-1) == 0
+    else:
+        unlabeled = labels.reshape(len(labels), -1)[:, 0] < 0
+    if labels.size and unlabeled.all():
+        raise ValueError(
+            f"alpha={alpha} > 0 needs labels, but every example in y is unlabeled (-1 or an all-zero "
+            "one-hot row); set alpha=0 to distill from the teacher alone"
+        )
+
+
 def _sparse_labels(y, logits):
     """Integer class ids from sparse or one-hot ``y``; the teacher's top-1 where there are no labels."""
     if y is None:
         return tf.argmax(logits, axis=-1, output_type=tf.int32)
-    if y.shape.rank is not None and y.shape.rank == logits.shape.rank and y.shape[-1] == logits.shape[-1]:
-        return tf.argmax(y, axis=-1, output_type=tf.int32)
-    return tf.reshape(tf.cast(y, tf.int32), [-1])
+    teacher_top1 = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    labeled = _labeled_mask(y, logits) > 0
+    if _is_one_hot(y, logits):
+        return tf.where(labeled, tf.argmax(y, axis=-1, output_type=tf.int32), teacher_top1)
+    return tf.where(labeled, tf.reshape(tf.cast(y, tf.int32), [-1]), teacher_top1)

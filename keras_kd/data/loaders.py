@@ -118,7 +118,7 @@ def load_mnist1d(seed=42, num_samples=5000, train_split=0.8):
     args = get_dataset_args()
     args.seed, args.num_samples, args.train_split = seed, num_samples, train_split
     data = make_dataset(args)
-    as_x = lambda a: np.asarray(a, np.float32)[..., np.newaxis]  # noqa: E731
+    as_x = lambda a: np.asarray(a, np.float32)[..., np.newaxis]
     return (
         (as_x(data["x"]), np.asarray(data["y"], np.int64)),
         (as_x(data["x_test"]), np.asarray(data["y_test"], np.int64)),

@@ -1,0 +1,106 @@
+"""Argument checks of the Distiller, raised before training with the argument and value named."""
+
+import math
+
+from keras_kd._compat import keras, tf
+
+
+def check_model(role, model):
+    if model is None:
+        raise ValueError(f"{role} is required, received: {role}=None")
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"{role} must be a keras.Model (from keras_kd import keras), received: {role}={model!r}")
+    if not model.built:
+        raise ValueError(
+            f"{role} model {model.name!r} is not built; give it an Input layer or input_shape, or call "
+            f"{role}.build(input_shape) before making the Distiller"
+        )
+    last = model.layers[-1] if getattr(model, "_is_graph_network", False) and model.layers else None
+    if isinstance(last, keras.layers.Softmax) or getattr(last, "activation", None) is keras.activations.softmax:
+        raise ValueError(
+            f"{role} model {model.name!r} ends in a softmax (layer {last.name!r}); distillation needs "
+            "logits, so remove the final softmax activation"
+        )
+
+
+def output_shape(model):
+    if getattr(model, "_is_graph_network", False):
+        return tf.TensorShape(model.outputs[0].shape)
+    return None
+
+
+def check_output_shapes(teacher, student):
+    t_shape, s_shape = output_shape(teacher), output_shape(student)
+    if t_shape is None or s_shape is None:
+        return
+    if t_shape.rank != s_shape.rank or t_shape[-1] != s_shape[-1]:
+        raise ValueError(
+            f"teacher {teacher.name!r} outputs shape {t_shape} but student {student.name!r} outputs shape "
+            f"{s_shape}; both must output logits over the same classes"
+        )
+
+
+def check_alpha(alpha):
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be a number in [0, 1], received: alpha={alpha!r}")
+    return float(alpha)
+
+
+def check_losses(losses):
+    if isinstance(losses, keras.layers.Layer):
+        losses = [losses]
+    losses = list(losses)
+    if not losses:
+        raise ValueError("losses must hold at least one distillation loss layer, received: losses=[]")
+    for loss in losses:
+        if not isinstance(loss, keras.layers.Layer):
+            raise TypeError(
+                "each entry of losses must be a Keras layer following the keras_kd.losses contract, "
+                f"received: {loss!r}"
+            )
+    names = [loss.name for loss in losses]
+    if len(set(names)) != len(names):
+        raise ValueError(f"losses must have distinct names (they name the metrics), received names {names}")
+    return losses
+
+
+def check_loss_weights(loss_weights, count, alpha):
+    if loss_weights is None:
+        return [1.0 - alpha] * count
+    weights = list(loss_weights) if not isinstance(loss_weights, (int, float)) else [loss_weights]
+    if len(weights) != count:
+        raise ValueError(
+            f"loss_weights needs one weight per distillation loss ({count}), received: loss_weights={loss_weights!r}"
+        )
+    for w in weights:
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
+            raise ValueError(f"loss_weights must be finite numbers >= 0, received: loss_weights={loss_weights!r}")
+    return [float(w) for w in weights]
+
+
+def check_from_logits(loss):
+    if loss is None:
+        return
+    if isinstance(loss, str):
+        expects_probabilities = loss.endswith("crossentropy")
+    else:
+        config = loss.get_config() if isinstance(loss, keras.losses.Loss) else {}
+        expects_probabilities = config.get("from_logits") is False
+    if expects_probabilities:
+        raise ValueError(
+            f"loss={loss!r} expects probabilities (from_logits=False) but the student outputs logits; "
+            "use e.g. keras.losses.SparseCategoricalCrossentropy(from_logits=True)"
+        )
+
+
+def check_augment(augment, alpha):
+    if augment is None:
+        return None
+    if not isinstance(augment, keras.layers.Layer):
+        raise TypeError(f"augment must be a Keras layer (e.g. keras_kd.data.MixUp()), received: augment={augment!r}")
+    if getattr(augment, "mixes_examples", False) and alpha > 0:
+        raise ValueError(
+            f"augment={augment.name!r} mixes examples, so the labels no longer match the inputs; use "
+            f"alpha=0 with it (function matching), received: alpha={alpha}"
+        )
+    return augment
