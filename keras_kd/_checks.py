@@ -46,7 +46,23 @@ def check_alpha(alpha):
     return float(alpha)
 
 
-def check_losses(losses):
+def check_teachers(teacher, student):
+    """Returns the teachers as a list: one model, or several whose soft targets are averaged."""
+    teachers = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
+    if not teachers:
+        raise ValueError("teacher must be a model or a non-empty list of models, received: teacher=[]")
+    for index, model in enumerate(teachers):
+        role = "teacher" if len(teachers) == 1 else f"teacher[{index}]"
+        check_model(role, model)
+        if model is student:
+            raise ValueError(f"{role} and student must be different models; received the same object for both")
+        check_output_shapes(model, student)
+    if len({id(model) for model in teachers}) != len(teachers):
+        raise ValueError(f"teacher lists the same model more than once: {[m.name for m in teachers]}")
+    return teachers
+
+
+def check_losses(losses, num_teachers=1):
     if isinstance(losses, keras.layers.Layer):
         losses = [losses]
     losses = list(losses)
@@ -57,6 +73,14 @@ def check_losses(losses):
             raise TypeError(
                 "each entry of losses must be a Keras layer following the keras_kd.losses contract, "
                 f"received: {loss!r}"
+            )
+    if num_teachers > 1:
+        single = [loss.name for loss in losses if not getattr(loss, "multi_teacher", False)]
+        if single:
+            raise ValueError(
+                f"with {num_teachers} teachers every loss must combine several teachers' outputs "
+                f"(multi_teacher = True, e.g. keras_kd.losses.MultiTeacherKD); losses {single} take one "
+                "teacher's logits or features"
             )
     names = [loss.name for loss in losses]
     if len(set(names)) != len(names):

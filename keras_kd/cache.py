@@ -104,7 +104,7 @@ class TeacherCache:
 
     Args:
         teacher_fn: ``teacher_fn(x) -> (logits, {name: feature})`` in inference mode.
-        teacher: The teacher model (its weights are part of the cache key).
+        teacher: The teacher model, or a list of teachers (their weights are part of the cache key).
         dtype: Storage dtype, ``"float16"`` (default) or ``"float32"``.
         top_k: Store only the ``top_k`` largest logits per example plus the mean of the rest, for
             many-class problems. ``None`` stores every logit.
@@ -122,7 +122,7 @@ class TeacherCache:
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
             raise ValueError(f"cache_top_k must be None or an integer >= 1, received: cache_top_k={top_k!r}")
         self._teacher_fn = tf.function(teacher_fn, reduce_retracing=True)
-        self._teacher = teacher
+        self._teachers = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
         self.dtype, self.top_k, self.cache_dir = dtype, top_k, cache_dir
         self._key = None
         self._stored = None
@@ -150,7 +150,7 @@ class TeacherCache:
 
     def _fingerprint(self, x):
         digest = hashlib.blake2b(digest_size=16)
-        for weight in self._teacher.weights:
+        for weight in (w for teacher in self._teachers for w in teacher.weights):
             digest.update(np.ascontiguousarray(weight.numpy()).data)
         if isinstance(x, tf.data.Dataset):
             digest.update(x._as_serialized_graph().numpy())
@@ -248,8 +248,8 @@ def decode(stored, num_classes):
     features = {k[len("feature/") :]: tf.cast(v, tf.float32) for k, v in stored.items() if k.startswith("feature/")}
     if "logits" in stored:
         return tf.cast(stored["logits"], tf.float32), features
-    rest = tf.cast(stored["rest_mean"], tf.float32)[:, None]
+    rest = tf.cast(stored["rest_mean"], tf.float32)[..., None]
     values = tf.cast(stored["top_k_values"], tf.float32)
     one_hot = tf.one_hot(stored["top_k_indices"], depth=num_classes)
-    logits = rest + tf.reduce_sum(one_hot * (values - rest)[..., None], axis=1)
+    logits = rest + tf.reduce_sum(one_hot * (values - rest)[..., None], axis=-2)
     return logits, features

@@ -2,11 +2,9 @@
 
 import re
 
-import numpy as np
-
 from absl import logging
 
-from keras_kd import cache
+from keras_kd import _labels, cache
 from keras_kd._checks import (
     check_alpha,
     check_augment,
@@ -15,10 +13,11 @@ from keras_kd._checks import (
     check_losses,
     check_model,
     check_output_shapes,
+    check_teachers,
     output_shape,
 )
 from keras_kd._compat import keras, tf
-from keras_kd.features import FeatureTap
+from keras_kd.features import EnsembleTap, FeatureTap
 
 _NONFINITE_MARKER = "keras_kd non-finite loss term"
 _NONFINITE_PATTERN = re.compile(_NONFINITE_MARKER + r" '([^']+)'")
@@ -48,9 +47,14 @@ class Distiller(keras.Model):
 
     Args:
         student: The built Keras model to train.
-        teacher: The built Keras model to learn from. It is never updated and must not be ``student``.
+        teacher: The built Keras model to learn from, or a list of several teachers whose softened
+            outputs are averaged (Hinton et al. 2015's ensemble targets). Teachers are never updated
+            and none may be ``student``. With several teachers every loss must have
+            ``multi_teacher = True`` (e.g. ``keras_kd.losses.MultiTeacherKD(teacher_weights=...)``,
+            which weighs the teachers).
         losses: Distillation loss layers that follow the contract in ``keras_kd.losses.base``.
-            Default: ``[keras_kd.losses.LogitsKD(temperature=4.0)]``.
+            Default: ``[keras_kd.losses.LogitsKD(temperature=4.0)]``, or
+            ``[keras_kd.losses.MultiTeacherKD(temperature=4.0)]`` (equal weights) for several teachers.
         alpha: Weight of the hard-label loss, in [0, 1]. Default 0.1 as in Hinton et al.
         loss_weights: One weight >= 0 per distillation loss. Default ``1 - alpha`` for each.
         cache_teacher: ``"auto"`` (cache when the inputs are deterministic: arrays, or a dataset with
@@ -97,21 +101,21 @@ class Distiller(keras.Model):
         kwargs.setdefault("name", "distiller")
         super().__init__(**kwargs)
         check_model("student", student)
-        check_model("teacher", teacher)
-        if student is teacher:
-            raise ValueError("teacher and student must be different models; received the same object for both")
-        check_output_shapes(teacher, student)
+        teachers = check_teachers(teacher, student)
         self.student = student
-        self.teacher = teacher
+        self.teacher = teacher if len(teachers) == 1 else teachers
         self.alpha = check_alpha(alpha)
         if losses is None:
             from keras_kd import losses as loss_registry
 
-            losses = [loss_registry.get("kd", temperature=4.0)]
-        self.distillation_losses = check_losses(losses)
+            losses = [loss_registry.get("kd" if len(teachers) == 1 else "multi_kd", temperature=4.0)]
+        self.distillation_losses = check_losses(losses, len(teachers))
         self.loss_weights = check_loss_weights(loss_weights, len(self.distillation_losses), self.alpha)
         pairs = [p for loss in self.distillation_losses for p in (getattr(loss, "pairs", None) or [])]
-        self._teacher_tap = FeatureTap(teacher, [t for t, _ in pairs], role="teacher")
+        if len(teachers) == 1:
+            self._teacher_tap = FeatureTap(teachers[0], [t for t, _ in pairs], role="teacher")
+        else:
+            self._teacher_tap = EnsembleTap(teachers)
         self._student_tap = FeatureTap(student, [s for _, s in pairs], role="student")
         self._prepare_losses()
         self.cache_teacher = cache.check_mode(cache_teacher)
@@ -119,7 +123,7 @@ class Distiller(keras.Model):
         if cache_top_k is not None and self._num_classes is None:
             raise ValueError(f"cache_top_k={cache_top_k} needs a student with a known output shape")
         self._teacher_cache = cache.TeacherCache(
-            lambda x: self._teacher_tap(x, training=False), teacher, cache_dtype, cache_top_k, cache_dir
+            lambda x: self._teacher_tap(x, training=False), teachers, cache_dtype, cache_top_k, cache_dir
         )
         self.teacher_cached = None
         self.augment = check_augment(augment, self.alpha)
@@ -130,6 +134,7 @@ class Distiller(keras.Model):
 
     def _prepare_losses(self):
         """Lets each loss check shapes and create its weights (adapters) before training starts."""
+        teachers = self.teacher if isinstance(self.teacher, list) else [self.teacher]
         t_shapes, s_shapes = self._teacher_tap.feature_shapes(), self._student_tap.feature_shapes()
         for loss in self.distillation_losses:
             pairs = getattr(loss, "pairs", None)
@@ -137,7 +142,7 @@ class Distiller(keras.Model):
             if prepare is None:
                 continue
             if pairs is None:
-                shapes = [output_shape(self.teacher), output_shape(self.student)]
+                shapes = [output_shape(teachers[0]), output_shape(self.student)]
             elif all(t in t_shapes for t, _ in pairs) and all(s in s_shapes for _, s in pairs):
                 shapes = [[t_shapes[t] for t, _ in pairs], [s_shapes[s] for _, s in pairs]]
             else:
@@ -215,11 +220,13 @@ class Distiller(keras.Model):
             total += self.alpha * hard
         for loss, weight in zip(self.distillation_losses, self.loss_weights):
             pairs = getattr(loss, "pairs", None)
-            if pairs is None:
+            if getattr(loss, "multi_teacher", False):
+                args = (tf.unstack(t_logits, axis=1) if isinstance(self.teacher, list) else [t_logits], s_logits)
+            elif pairs is None:
                 args = (t_logits, s_logits)
             else:
                 args = ([t_features[t] for t, _ in pairs], [s_features[s] for _, s in pairs])
-            kwargs = {"labels": _sparse_labels(y, t_logits)} if getattr(loss, "uses_labels", False) else {}
+            kwargs = {"labels": _labels.sparse_labels(y, t_logits)} if getattr(loss, "uses_labels", False) else {}
             term = _check_finite(tf.cast(loss(*args, **kwargs), tf.float32), loss.name)
             report[loss.name] = term
             total += weight * term / replicas
@@ -232,8 +239,8 @@ class Distiller(keras.Model):
     def _hard_loss(self, y, logits, sample_weight):
         """The compiled loss averaged over the labeled rows only (label -1, or an all-zero one-hot row,
         marks an unlabeled example); equal to the plain compiled loss when every row has a label."""
-        labeled = _labeled_mask(y, logits)
-        if not _is_one_hot(y, logits):
+        labeled = _labels.labeled_mask(y, logits)
+        if not _labels.is_one_hot(y, logits):
             y = tf.where(y >= 0, y, tf.zeros_like(y))
         weights = labeled if sample_weight is None else tf.cast(tf.reshape(sample_weight, [-1]), tf.float32) * labeled
         mean_over_batch = tf.cast(self.compiled_loss(y, logits, weights), tf.float32)
@@ -259,10 +266,10 @@ class Distiller(keras.Model):
             logs["hard_loss"] = self._hard_tracker.result()
         logs.update({t.name: t.result() for t in self._term_trackers})
         if y is not None and self.compiled_metrics is not None:
-            labeled = _labeled_mask(y, student_logits)
+            labeled = _labels.labeled_mask(y, student_logits)
             if sample_weight is not None:
                 labeled *= tf.cast(tf.reshape(sample_weight, [-1]), tf.float32)
-            if not _is_one_hot(y, student_logits):
+            if not _labels.is_one_hot(y, student_logits):
                 y = tf.maximum(y, tf.zeros_like(y))  # unlabeled rows carry zero weight
             self.compiled_metrics.update_state(y, student_logits, labeled)
             logs.update({m.name: m.result() for m in self.compiled_metrics.metrics})
@@ -294,7 +301,7 @@ class Distiller(keras.Model):
             FloatingPointError: If a loss term becomes NaN or Inf. The step that produced it applies
                 no update, so the student keeps its last finite weights.
         """
-        _check_some_labels(self.alpha, x, y)
+        _labels.check_some_labels(self.alpha, x, y)
         use_cache, reason = cache.decide(x, self.cache_teacher, augmenting=self.augment is not None)
         logging.info("keras_kd: teacher outputs %s (%s)", "cached" if use_cache else "live", reason)
         self.teacher_cached = use_cache
@@ -330,7 +337,7 @@ class Distiller(keras.Model):
         return {
             "name": self.name,
             "student": serialize(self.student),
-            "teacher": serialize(self.teacher),
+            "teacher": [serialize(t) for t in self.teacher] if isinstance(self.teacher, list) else serialize(self.teacher),
             "losses": [serialize(loss) for loss in self.distillation_losses],
             "alpha": self.alpha,
             "loss_weights": list(self.loss_weights),
@@ -345,8 +352,11 @@ class Distiller(keras.Model):
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
         deserialize = keras.saving.deserialize_keras_object
-        for key in ("student", "teacher"):
-            config[key] = deserialize(config[key], custom_objects=custom_objects)
+        config["student"] = deserialize(config["student"], custom_objects=custom_objects)
+        if isinstance(config["teacher"], list):
+            config["teacher"] = [deserialize(t, custom_objects=custom_objects) for t in config["teacher"]]
+        else:
+            config["teacher"] = deserialize(config["teacher"], custom_objects=custom_objects)
         config["losses"] = [deserialize(loss, custom_objects=custom_objects) for loss in config["losses"]]
         if config.get("augment") is not None:
             config["augment"] = deserialize(config["augment"], custom_objects=custom_objects)
@@ -355,43 +365,3 @@ class Distiller(keras.Model):
 
 def _check_finite(value, name):
     return tf.debugging.check_numerics(value, f"{_NONFINITE_MARKER} '{name}'")
-
-
-def _is_one_hot(y, logits):
-    return y.shape.rank is not None and y.shape.rank == logits.shape.rank and y.shape[-1] == logits.shape[-1] != 1
-
-
-def _labeled_mask(y, logits):
-    """1.0 for rows with a label, 0.0 for unlabeled rows (sparse label -1, or an all-zero one-hot row)."""
-    if _is_one_hot(y, logits):
-        return tf.cast(tf.reduce_sum(tf.cast(y, tf.float32), axis=-1) > 0, tf.float32)
-    return tf.cast(tf.reshape(y, [tf.shape(logits)[0], -1])[:, 0] >= 0, tf.float32)
-
-
-def _check_some_labels(alpha, x, y):
-    """Before training: with alpha > 0, array inputs need labels and at least one labeled example."""
-    if alpha == 0 or not isinstance(x, (np.ndarray, tf.Tensor, dict, list, tuple)):
-        return  # datasets and generators carry their own labels; the first step checks them
-    if y is None:
-        raise ValueError(f"alpha={alpha} > 0 needs labels, but fit received y=None; pass y or set alpha=0")
-    labels = np.asarray(y)
-    if labels.ndim > 1 and labels.shape[-1] > 1:
-        unlabeled = labels.sum(axis=-1) == 0
-    else:
-        unlabeled = labels.reshape(len(labels), -1)[:, 0] < 0
-    if labels.size and unlabeled.all():
-        raise ValueError(
-            f"alpha={alpha} > 0 needs labels, but every example in y is unlabeled (-1 or an all-zero "
-            "one-hot row); set alpha=0 to distill from the teacher alone"
-        )
-
-
-def _sparse_labels(y, logits):
-    """Integer class ids from sparse or one-hot ``y``; the teacher's top-1 where there are no labels."""
-    if y is None:
-        return tf.argmax(logits, axis=-1, output_type=tf.int32)
-    teacher_top1 = tf.argmax(logits, axis=-1, output_type=tf.int32)
-    labeled = _labeled_mask(y, logits) > 0
-    if _is_one_hot(y, logits):
-        return tf.where(labeled, tf.argmax(y, axis=-1, output_type=tf.int32), teacher_top1)
-    return tf.where(labeled, tf.reshape(tf.cast(y, tf.int32), [-1]), teacher_top1)

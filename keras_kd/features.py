@@ -75,3 +75,29 @@ class FeatureTap:
         if self._extractor is None:
             return {}
         return {n: tf.TensorShape(t.shape) for n, t in zip(self.layer_names, self._extractor.outputs[1:])}
+
+
+class EnsembleTap:
+    """Runs several teachers on the same batch and stacks their logits, shape ``(batch, teachers, classes)``.
+
+    Used by the Distiller for a list of teachers, whose losses (``multi_teacher = True``) combine the
+    teachers' soft targets; feature taps need a single teacher.
+
+    Args:
+        teachers: Built Keras models with the same output shape.
+
+    Example:
+        >>> tap = EnsembleTap([teacher_a, teacher_b])
+        >>> stacked_logits, _ = tap(x, training=False)
+    """
+
+    def __init__(self, teachers):
+        self.teachers = list(teachers)
+
+    def __call__(self, inputs, training):
+        logits = [tf.cast(t(inputs, training=training), tf.float32) for t in self.teachers]
+        return tf.stack(logits, axis=1), {}
+
+    def feature_shapes(self):
+        """Returns ``{}``: an ensemble exposes no features."""
+        return {}
