@@ -23,20 +23,32 @@ import numpy as np
 from absl import app, flags, logging
 
 import keras_kd as kd
+from examples import common_flags
 from examples.models import make_student, make_teacher
 from keras_kd import keras
 
-_DATASET = flags.DEFINE_string("dataset", "idx:/usr/share/datasets/fashion-mnist", "Dataset name for keras_kd.data.load.")
-_TRAIN_SIZE = flags.DEFINE_integer("train_size", 0, "Use only this many training examples (0: all).", lower_bound=0)
-_EPOCHS = flags.DEFINE_integer("epochs", 4, "Epochs per mode (the first is not timed).", lower_bound=2)
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 128, "Batch size.", lower_bound=1)
-_TEACHER_WIDTH = flags.DEFINE_integer("teacher_width", 96, "Filters of the teacher's first block.", lower_bound=1)
-_STUDENT_WIDTH = flags.DEFINE_integer("student_width", 8, "Filters of the student's first block.", lower_bound=1)
-_SEED = flags.DEFINE_integer("seed", 0, "Random seed.", lower_bound=0)
-_MODE = flags.DEFINE_enum("mode", "all", ["all", "student", "live", "cached"], "Internal: run one mode and print its JSON.")
-_WORK_DIR = flags.DEFINE_string("work_dir", "", "Internal: where the teacher and initial student are kept.")
+common_flags.set_defaults(
+    dataset="idx:/usr/share/datasets/fashion-mnist",
+    train_size=0,
+    epochs=4,
+    batch_size=128,
+    teacher_width=96,
+    student_width=8,
+    seed=0,
+)
+flags.register_validator(
+    "epochs", lambda epochs: epochs >= 2, message="--epochs must be >= 2 (the first is not timed)"
+)
 
-flags.register_validator("dataset", kd.data.is_valid_name, message=f"--dataset must be one of {list(kd.data.NAMES)}")
+_MODE = flags.DEFINE_enum(
+    "mode",
+    "all",
+    ["all", "student", "live", "cached"],
+    "Internal: run one mode and print its JSON.",
+)
+_WORK_DIR = flags.DEFINE_string(
+    "work_dir", "", "Internal: where the teacher and initial student are kept."
+)
 
 
 def count_macs(model):
@@ -121,15 +133,28 @@ def run(dataset, train_size=0, epochs=4, batch_size=128, teacher_width=96, stude
     teacher.compile(keras.optimizers.Adam(1e-3), _loss())
     logging.info("Training the teacher for one epoch")
     teacher.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
-    summary = {"teacher_macs": count_macs(teacher), "student_macs": count_macs(student), "train_examples": len(x)}
+    summary = {
+        "teacher_macs": count_macs(teacher),
+        "student_macs": count_macs(student),
+        "train_examples": len(x),
+    }
     with tempfile.TemporaryDirectory() as work_dir:
         teacher.save(os.path.join(work_dir, "teacher.keras"))
         student.save(os.path.join(work_dir, "student.keras"))
         for mode in ("student", "live", "cached"):
             logging.info("Measuring mode %s", mode)
-            command = [sys.executable, "-m", "examples.benchmark_speed", f"--mode={mode}", f"--work_dir={work_dir}",
-                       f"--dataset={dataset}", f"--train_size={train_size}", f"--epochs={epochs}",
-                       f"--batch_size={batch_size}", f"--seed={seed}"]
+            command = [
+                sys.executable,
+                "-m",
+                "examples.benchmark_speed",
+                f"--mode={mode}",
+                f"--work_dir={work_dir}",
+                f"--dataset={dataset}",
+                f"--train_size={train_size}",
+                f"--epochs={epochs}",
+                f"--batch_size={batch_size}",
+                f"--seed={seed}",
+            ]
             done = subprocess.run(command, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 raise RuntimeError(f"mode {mode} failed:\n{done.stderr[-3000:]}")
@@ -137,8 +162,12 @@ def run(dataset, train_size=0, epochs=4, batch_size=128, teacher_width=96, stude
     student_s, live_s, cached_s = (summary[m]["epoch_s"] for m in ("student", "live", "cached"))
     teacher_pass_s = summary["cached"]["teacher_pass_s"]
     summary.update(
-        student_s=student_s, live_s=live_s, cached_s=cached_s, teacher_pass_s=teacher_pass_s,
-        live_ratio=live_s / student_s, cached_ratio=cached_s / student_s,
+        student_s=student_s,
+        live_s=live_s,
+        cached_s=cached_s,
+        teacher_pass_s=teacher_pass_s,
+        live_ratio=live_s / student_s,
+        cached_ratio=cached_s / student_s,
         live_vs_student_plus_pass=live_s / (student_s + teacher_pass_s),
         memory_ratio=summary["cached"]["peak_rss_mb"] / summary["student"]["peak_rss_mb"],
         macs_ratio=summary["teacher_macs"] / summary["student_macs"],
@@ -149,19 +178,35 @@ def run(dataset, train_size=0, epochs=4, batch_size=128, teacher_width=96, stude
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    args = {"dataset": _DATASET.value, "train_size": _TRAIN_SIZE.value, "epochs": _EPOCHS.value,
-            "batch_size": _BATCH_SIZE.value, "seed": _SEED.value}
+    args = {
+        "dataset": common_flags.DATASET.value,
+        "train_size": common_flags.TRAIN_SIZE.value,
+        "epochs": common_flags.EPOCHS.value,
+        "batch_size": common_flags.BATCH_SIZE.value,
+        "seed": common_flags.SEED.value,
+    }
     if _MODE.value != "all":
         print(json.dumps(run_mode(_MODE.value, work_dir=_WORK_DIR.value, **args)))
         return
-    s = run(teacher_width=_TEACHER_WIDTH.value, student_width=_STUDENT_WIDTH.value, **args)
-    print(f"teacher/student multiply-accumulates: {s['macs_ratio']:.0f}x ({s['train_examples']} training examples)")
+    s = run(
+        teacher_width=common_flags.TEACHER_WIDTH.value,
+        student_width=common_flags.STUDENT_WIDTH.value,
+        **args,
+    )
+    print(
+        f"teacher/student multiply-accumulates: {s['macs_ratio']:.0f}x ({s['train_examples']} training examples)"
+    )
     print("| mode | s/epoch | vs student | peak RSS MB | test accuracy |")
     print("| --- | --- | --- | --- | --- |")
-    for mode, label in (("student", "(a) student alone"), ("live", "(b) Distiller, live teacher"),
-                        ("cached", "(c) Distiller, cached teacher")):
+    for mode, label in (
+        ("student", "(a) student alone"),
+        ("live", "(b) Distiller, live teacher"),
+        ("cached", "(c) Distiller, cached teacher"),
+    ):
         m = s[mode]
-        print(f"| {label} | {m['epoch_s']:.2f} | {m['epoch_s'] / s['student_s']:.2f}x | {m['peak_rss_mb']:.0f} | {m['accuracy']:.4f} |")
+        print(
+            f"| {label} | {m['epoch_s']:.2f} | {m['epoch_s'] / s['student_s']:.2f}x | {m['peak_rss_mb']:.0f} | {m['accuracy']:.4f} |"
+        )
     print(f"| (d) one teacher pass (cache build) | {s['teacher_pass_s']:.2f} | | | |")
     print(json.dumps({k: v for k, v in s.items() if not isinstance(v, dict)}))
 

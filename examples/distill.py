@@ -5,6 +5,12 @@ CPU cores:
 
     python -m examples.distill
     python -m examples.distill --dataset=idx:/usr/share/datasets/fashion-mnist --epochs=10
+    python -m examples.distill --method=at --pairs=t_block1:s_block1,t_block2:s_block2
+    python -m examples.distill --method=fsp --teacher_width=16     # FSP needs equal channel counts
+    python -m examples.distill --scheme=born_again
+
+``--method`` picks the distillation losses (``examples/methods.py``: Hinton KD plus the method's
+loss), ``--scheme`` a training scheme of ``keras_kd.schemes``.
 
 The scratch and the distilled student start from the same initial weights and train for the same
 number of epochs with the same seed. The last line of output is one JSON object with
@@ -18,32 +24,63 @@ import os
 from absl import app, flags, logging
 
 import keras_kd as kd
+from examples import common_flags, methods
 from examples.models import make_student, make_teacher
 from keras_kd import keras
 
-_DATASET = flags.DEFINE_string("dataset", "digits", "Dataset for keras_kd.data.load: digits, mnist1d, idx:<dir>, tfds:<name>.")
-_EPOCHS = flags.DEFINE_integer("epochs", 40, "Epochs for each student (scratch and distilled).", lower_bound=1)
-_TEACHER_EPOCHS = flags.DEFINE_integer("teacher_epochs", 20, "Epochs for the teacher.", lower_bound=1)
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Batch size.", lower_bound=1)
-_LEARNING_RATE = flags.DEFINE_float("learning_rate", 3e-3, "Adam learning rate.", lower_bound=0.0)
-_TEMPERATURE = flags.DEFINE_float("temperature", 4.0, "Distillation temperature T.", lower_bound=1e-6)
-_ALPHA = flags.DEFINE_float("alpha", 0.1, "Weight of the hard-label loss.", lower_bound=0.0, upper_bound=1.0)
-_SEED = flags.DEFINE_integer("seed", 0, "Random seed.", lower_bound=0)
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", "keras_kd_runs/distill", "Where to save the models.")
-_VERBOSE = flags.DEFINE_enum("verbose", "2", ["0", "1", "2"], "Keras verbosity: 0 silent, 1 progress bar, 2 a line per epoch.")
-
-flags.register_validator(
-    "dataset", kd.data.is_valid_name, message=f"--dataset must be one of {list(kd.data.NAMES)}"
+common_flags.set_defaults(
+    dataset="digits",
+    epochs=40,
+    teacher_epochs=20,
+    batch_size=64,
+    learning_rate=3e-3,
+    temperature=4.0,
+    alpha=0.1,
+    seed=0,
+    output_dir="keras_kd_runs/distill",
+    verbose="2",
+    teacher_width=64,
+    student_width=16,
 )
+
+
+_METHOD = flags.DEFINE_enum(
+    "method", "kd", list(methods.METHODS), "Distillation method (keras_kd.losses.get name)."
+)
+_PAIRS = flags.DEFINE_string(
+    "pairs",
+    "",
+    "Layer pairs teacher:student,... for feature/relational methods (default: the example layers).",
+)
+_LOSS_WEIGHT = flags.DEFINE_float(
+    "loss_weight", None, "Weight of the method's own loss (default: its recipe).", lower_bound=0.0
+)
+_SCHEME = flags.DEFINE_enum(
+    "scheme",
+    "none",
+    list(methods.SCHEMES),
+    "Training scheme (keras_kd.schemes) instead of one Distiller.",
+)
+flags.register_validator(
+    "pairs", lambda text: _parses(text), message="--pairs must look like t_a:s_a,t_b:s_b"
+)
+
+
+def _parses(text):
+    try:
+        methods.parse_pairs(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _classifier_loss():
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
-def train_teacher(x, y, num_classes, epochs, batch_size, learning_rate, verbose=0):
+def train_teacher(x, y, num_classes, epochs, batch_size, learning_rate, verbose=0, width=64):
     """Trains the example CNN teacher on ``(x, y)`` and returns it."""
-    teacher = make_teacher(x.shape[1:], num_classes)
+    teacher = make_teacher(x.shape[1:], num_classes, width=width)
     teacher.compile(keras.optimizers.Adam(learning_rate), _classifier_loss(), metrics=["accuracy"])
     teacher.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=verbose)
     return teacher
@@ -60,20 +97,45 @@ def run(
     seed=0,
     output_dir="keras_kd_runs/distill",
     verbose=0,
+    method="kd",
+    pairs=None,
+    loss_weight=None,
+    scheme="none",
+    teacher_width=64,
+    student_width=16,
 ):
-    """Runs teacher, scratch student and distilled student; returns the results dict (see module doc)."""
+    """Runs teacher, scratch student and distilled student; returns the results dict (see module doc).
+
+    ``method`` and ``pairs`` choose the distillation losses (``examples.methods.make_losses``);
+    ``scheme`` trains the student by a ``keras_kd.schemes`` scheme instead of one Distiller
+    (``multi_teacher`` adds a second, narrower teacher).
+    """
     (x_train, y_train), (x_test, y_test) = kd.data.load(dataset)
     num_classes = int(max(y_train.max(), y_test.max())) + 1
+    distiller_args = methods.make_losses(method, temperature, alpha, pairs, loss_weight)
     keras.utils.set_random_seed(seed)
     logging.info("Training the teacher on %s (%d examples)", dataset, len(x_train))
-    teacher = train_teacher(x_train, y_train, num_classes, teacher_epochs, batch_size, learning_rate, verbose)
+    teacher = train_teacher(
+        x_train,
+        y_train,
+        num_classes,
+        teacher_epochs,
+        batch_size,
+        learning_rate,
+        verbose,
+        teacher_width,
+    )
     teacher_acc = teacher.evaluate(x_test, y_test, verbose=0)[1]
 
     keras.utils.set_random_seed(seed + 1)
-    scratch = make_student(x_train.shape[1:], num_classes)
+    scratch = make_student(x_train.shape[1:], num_classes, width=student_width)
     initial_weights = scratch.get_weights()
     distilled = keras.models.clone_model(scratch)
     distilled.set_weights(initial_weights)
+    # Losses check layer names and shapes when the Distiller is made: before any student training.
+    distiller = None
+    if scheme in ("none", "self_compress"):
+        distiller = kd.Distiller(student=distilled, teacher=teacher, **distiller_args)
 
     logging.info("Training the student from scratch")
     keras.utils.set_random_seed(seed + 2)
@@ -81,17 +143,50 @@ def run(
     scratch.fit(x_train, y_train, epochs=epochs, batch_size=batch_size, verbose=verbose)
     scratch_acc = scratch.evaluate(x_test, y_test, verbose=0)[1]
 
-    logging.info("Distilling the student (T=%s, alpha=%s)", temperature, alpha)
     keras.utils.set_random_seed(seed + 2)
-    distiller = kd.Distiller(
-        student=distilled, teacher=teacher, losses=[kd.losses.LogitsKD(temperature)], alpha=alpha
-    )
-    distiller.compile(keras.optimizers.Adam(learning_rate), _classifier_loss(), metrics=["accuracy"])
-    distiller.fit(x_train, y_train, epochs=epochs, batch_size=batch_size, verbose=verbose)
-    distilled_acc = distiller.evaluate(x_test, y_test, verbose=0)[1]
+    if distiller is not None:
+        logging.info(
+            "Distilling the student (method=%s, T=%s, alpha=%s)", method, temperature, alpha
+        )
+        distiller.compile(
+            keras.optimizers.Adam(learning_rate), _classifier_loss(), metrics=["accuracy"]
+        )
+        distiller.fit(x_train, y_train, epochs=epochs, batch_size=batch_size, verbose=verbose)
+    if scheme == "multi_teacher":
+        second = train_teacher(
+            x_train,
+            y_train,
+            num_classes,
+            teacher_epochs,
+            batch_size,
+            learning_rate,
+            verbose,
+            teacher_width // 2,
+        )
+        distiller = kd.Distiller(distilled, [teacher, second], alpha=alpha)
+        distiller.compile(
+            keras.optimizers.Adam(learning_rate), _classifier_loss(), metrics=["accuracy"]
+        )
+        distiller.fit(x_train, y_train, epochs=epochs, batch_size=batch_size, verbose=verbose)
+    elif scheme != "none":
+        logging.info("Training the student by the %s scheme", scheme)
+        distilled = methods.train_with_scheme(
+            scheme,
+            teacher,
+            distilled,
+            (x_train, y_train),
+            epochs,
+            batch_size,
+            learning_rate,
+            temperature,
+            alpha,
+        )
+    distilled.compile(loss=_classifier_loss(), metrics=["accuracy"])
+    distilled_acc = distilled.evaluate(x_test, y_test, verbose=0)[1]
 
     os.makedirs(output_dir, exist_ok=True)
-    student_path = distiller.save_student(os.path.join(output_dir, "student.keras"))
+    student_path = os.path.join(output_dir, "student.keras")
+    distilled.save(student_path)
     teacher.save(os.path.join(output_dir, "teacher.keras"))
     return {
         "teacher_acc": float(teacher_acc),
@@ -107,19 +202,29 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     result = run(
-        dataset=_DATASET.value,
-        epochs=_EPOCHS.value,
-        teacher_epochs=_TEACHER_EPOCHS.value,
-        batch_size=_BATCH_SIZE.value,
-        learning_rate=_LEARNING_RATE.value,
-        temperature=_TEMPERATURE.value,
-        alpha=_ALPHA.value,
-        seed=_SEED.value,
-        output_dir=_OUTPUT_DIR.value,
-        verbose=int(_VERBOSE.value),
+        dataset=common_flags.DATASET.value,
+        epochs=common_flags.EPOCHS.value,
+        teacher_epochs=common_flags.TEACHER_EPOCHS.value,
+        batch_size=common_flags.BATCH_SIZE.value,
+        learning_rate=common_flags.LEARNING_RATE.value,
+        temperature=common_flags.TEMPERATURE.value,
+        alpha=common_flags.ALPHA.value,
+        seed=common_flags.SEED.value,
+        output_dir=common_flags.OUTPUT_DIR.value,
+        verbose=int(common_flags.VERBOSE.value),
+        method=_METHOD.value,
+        pairs=methods.parse_pairs(_PAIRS.value),
+        loss_weight=_LOSS_WEIGHT.value,
+        scheme=_SCHEME.value,
+        teacher_width=common_flags.TEACHER_WIDTH.value,
+        student_width=common_flags.STUDENT_WIDTH.value,
     )
-    print(f"teacher   accuracy {result['teacher_acc']:.4f}  ({result['teacher_params']:,} parameters)")
-    print(f"scratch   accuracy {result['scratch_acc']:.4f}  ({result['student_params']:,} parameters)")
+    print(
+        f"teacher   accuracy {result['teacher_acc']:.4f}  ({result['teacher_params']:,} parameters)"
+    )
+    print(
+        f"scratch   accuracy {result['scratch_acc']:.4f}  ({result['student_params']:,} parameters)"
+    )
     print(f"distilled accuracy {result['distilled_acc']:.4f}  saved to {result['student_path']}")
     print(json.dumps(result))
 

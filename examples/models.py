@@ -12,7 +12,9 @@ def _conv(input_shape):
         return keras.layers.Conv2D, keras.layers.MaxPooling2D, keras.layers.GlobalAveragePooling2D
     if len(input_shape) == 2:
         return keras.layers.Conv1D, keras.layers.MaxPooling1D, keras.layers.GlobalAveragePooling1D
-    raise ValueError(f"input_shape must be (H, W, C) or (L, C), received: input_shape={input_shape!r}")
+    raise ValueError(
+        f"input_shape must be (H, W, C) or (L, C), received: input_shape={input_shape!r}"
+    )
 
 
 def make_teacher(input_shape, num_classes, width=64):
@@ -71,3 +73,25 @@ def make_student(input_shape, num_classes, width=16):
     x = global_pool(name="s_global_pool")(x)
     outputs = keras.layers.Dense(num_classes, name="s_logits")(x)
     return keras.Model(inputs, outputs, name="student")
+
+
+def make_mlp(input_shape, num_classes, hidden=100):
+    """An MLP student: flatten, two ReLU layers of ``hidden`` units, logits out (Greydanus 2020's MLP).
+
+    Args:
+        input_shape: Shape of one example.
+        num_classes: Number of output logits.
+        hidden: Units of each hidden layer.
+
+    Returns:
+        An uncompiled functional ``keras.Model`` named ``mlp``.
+
+    Example:
+        >>> mlp = make_mlp((40, 1), 10)
+    """
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Flatten(name="m_flatten")(inputs)
+    x = keras.layers.Dense(hidden, activation="relu", name="m_dense1")(x)
+    x = keras.layers.Dense(hidden, activation="relu", name="m_dense2")(x)
+    outputs = keras.layers.Dense(num_classes, name="m_logits")(x)
+    return keras.Model(inputs, outputs, name="mlp")

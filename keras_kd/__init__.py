@@ -6,11 +6,11 @@ Example:
     >>> distiller = kd.Distiller(student=student, teacher=teacher, alpha=0.1)
 """
 
-from keras_kd import data, losses
+from keras_kd import data, export, losses
 from keras_kd._compat import keras
 from keras_kd.distiller import Distiller
 from keras_kd.features import FeatureTap
 
 __version__ = "0.1.0"
 
-__all__ = ["Distiller", "FeatureTap", "__version__", "data", "keras", "losses"]
+__all__ = ["Distiller", "FeatureTap", "__version__", "data", "export", "keras", "losses"]

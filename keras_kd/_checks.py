@@ -9,14 +9,19 @@ def check_model(role, model):
     if model is None:
         raise ValueError(f"{role} is required, received: {role}=None")
     if not isinstance(model, keras.Model):
-        raise TypeError(f"{role} must be a keras.Model (from keras_kd import keras), received: {role}={model!r}")
+        raise TypeError(
+            f"{role} must be a keras.Model (from keras_kd import keras), received: {role}={model!r}"
+        )
     if not model.built:
         raise ValueError(
             f"{role} model {model.name!r} is not built; give it an Input layer or input_shape, or call "
             f"{role}.build(input_shape) before making the Distiller"
         )
     last = model.layers[-1] if getattr(model, "_is_graph_network", False) and model.layers else None
-    if isinstance(last, keras.layers.Softmax) or getattr(last, "activation", None) is keras.activations.softmax:
+    if (
+        isinstance(last, keras.layers.Softmax)
+        or getattr(last, "activation", None) is keras.activations.softmax
+    ):
         raise ValueError(
             f"{role} model {model.name!r} ends in a softmax (layer {last.name!r}); distillation needs "
             "logits, so remove the final softmax activation"
@@ -50,15 +55,21 @@ def check_teachers(teacher, student):
     """Returns the teachers as a list: one model, or several whose soft targets are averaged."""
     teachers = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
     if not teachers:
-        raise ValueError("teacher must be a model or a non-empty list of models, received: teacher=[]")
+        raise ValueError(
+            "teacher must be a model or a non-empty list of models, received: teacher=[]"
+        )
     for index, model in enumerate(teachers):
         role = "teacher" if len(teachers) == 1 else f"teacher[{index}]"
         check_model(role, model)
         if model is student:
-            raise ValueError(f"{role} and student must be different models; received the same object for both")
+            raise ValueError(
+                f"{role} and student must be different models; received the same object for both"
+            )
         check_output_shapes(model, student)
     if len({id(model) for model in teachers}) != len(teachers):
-        raise ValueError(f"teacher lists the same model more than once: {[m.name for m in teachers]}")
+        raise ValueError(
+            f"teacher lists the same model more than once: {[m.name for m in teachers]}"
+        )
     return teachers
 
 
@@ -67,7 +78,9 @@ def check_losses(losses, num_teachers=1):
         losses = [losses]
     losses = list(losses)
     if not losses:
-        raise ValueError("losses must hold at least one distillation loss layer, received: losses=[]")
+        raise ValueError(
+            "losses must hold at least one distillation loss layer, received: losses=[]"
+        )
     for loss in losses:
         if not isinstance(loss, keras.layers.Layer):
             raise TypeError(
@@ -84,7 +97,9 @@ def check_losses(losses, num_teachers=1):
             )
     names = [loss.name for loss in losses]
     if len(set(names)) != len(names):
-        raise ValueError(f"losses must have distinct names (they name the metrics), received names {names}")
+        raise ValueError(
+            f"losses must have distinct names (they name the metrics), received names {names}"
+        )
     return losses
 
 
@@ -98,7 +113,9 @@ def check_loss_weights(loss_weights, count, alpha):
         )
     for w in weights:
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
-            raise ValueError(f"loss_weights must be finite numbers >= 0, received: loss_weights={loss_weights!r}")
+            raise ValueError(
+                f"loss_weights must be finite numbers >= 0, received: loss_weights={loss_weights!r}"
+            )
     return [float(w) for w in weights]
 
 
@@ -121,7 +138,9 @@ def check_augment(augment, alpha):
     if augment is None:
         return None
     if not isinstance(augment, keras.layers.Layer):
-        raise TypeError(f"augment must be a Keras layer (e.g. keras_kd.data.MixUp()), received: augment={augment!r}")
+        raise TypeError(
+            f"augment must be a Keras layer (e.g. keras_kd.data.MixUp()), received: augment={augment!r}"
+        )
     if getattr(augment, "mixes_examples", False) and alpha > 0:
         raise ValueError(
             f"augment={augment.name!r} mixes examples, so the labels no longer match the inputs; use "

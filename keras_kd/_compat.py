@@ -22,7 +22,7 @@ if "tensorflow" in sys.modules and os.environ.get(_LEGACY_FLAG) not in ("1", "tr
 os.environ.setdefault(_LEGACY_FLAG, "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import tensorflow as tf
-import tf_keras as keras
+import tensorflow as tf  # noqa: E402  (after TF_USE_LEGACY_KERAS is set)
+import tf_keras as keras  # noqa: E402
 
 __all__ = ["keras", "tf"]

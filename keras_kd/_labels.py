@@ -9,7 +9,11 @@ from keras_kd._compat import tf
 
 
 def is_one_hot(y, logits):
-    return y.shape.rank is not None and y.shape.rank == logits.shape.rank and y.shape[-1] == logits.shape[-1] != 1
+    return (
+        y.shape.rank is not None
+        and y.shape.rank == logits.shape.rank
+        and y.shape[-1] == logits.shape[-1] != 1
+    )
 
 
 def labeled_mask(y, logits):
@@ -24,7 +28,9 @@ def check_some_labels(alpha, x, y):
     if alpha == 0 or not isinstance(x, (np.ndarray, tf.Tensor, dict, list, tuple)):
         return  # datasets and generators carry their own labels; the first step checks them
     if y is None:
-        raise ValueError(f"alpha={alpha} > 0 needs labels, but fit received y=None; pass y or set alpha=0")
+        raise ValueError(
+            f"alpha={alpha} > 0 needs labels, but fit received y=None; pass y or set alpha=0"
+        )
     labels = np.asarray(y)
     if labels.ndim > 1 and labels.shape[-1] > 1:
         unlabeled = labels.sum(axis=-1) == 0

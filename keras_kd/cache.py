@@ -30,7 +30,9 @@ def is_cached_batch(x):
 def check_mode(cache_teacher):
     """Returns ``cache_teacher`` or raises ``ValueError`` unless it is "auto", True or False."""
     if not any(cache_teacher is m or cache_teacher == m and isinstance(m, str) for m in MODES):
-        raise ValueError(f'cache_teacher must be "auto", True or False, received: cache_teacher={cache_teacher!r}')
+        raise ValueError(
+            f'cache_teacher must be "auto", True or False, received: cache_teacher={cache_teacher!r}'
+        )
     return cache_teacher
 
 
@@ -118,9 +120,15 @@ class TeacherCache:
 
     def __init__(self, teacher_fn, teacher, dtype="float16", top_k=None, cache_dir=None):
         if dtype not in ("float16", "float32"):
-            raise ValueError(f'cache_dtype must be "float16" or "float32", received: cache_dtype={dtype!r}')
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-            raise ValueError(f"cache_top_k must be None or an integer >= 1, received: cache_top_k={top_k!r}")
+            raise ValueError(
+                f'cache_dtype must be "float16" or "float32", received: cache_dtype={dtype!r}'
+            )
+        if top_k is not None and (
+            isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1
+        ):
+            raise ValueError(
+                f"cache_top_k must be None or an integer >= 1, received: cache_top_k={top_k!r}"
+            )
         self._teacher_fn = tf.function(teacher_fn, reduce_retracing=True)
         self._teachers = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
         self.dtype, self.top_k, self.cache_dir = dtype, top_k, cache_dir
@@ -143,7 +151,11 @@ class TeacherCache:
             self.last_pass_seconds = time.perf_counter() - start
             self.passes += 1
             self._key = key
-            logging.info("keras_kd: teacher outputs cached in %.2f s (pass %d)", self.last_pass_seconds, self.passes)
+            logging.info(
+                "keras_kd: teacher outputs cached in %.2f s (pass %d)",
+                self.last_pass_seconds,
+                self.passes,
+            )
         if isinstance(x, tf.data.Dataset):
             return self._stored
         return {INPUTS_KEY: x, TEACHER_KEY: self._stored}
@@ -198,7 +210,11 @@ class TeacherCache:
         annotated = self._annotated_dataset(x, batch_size)
         if shuffle:
             batch = _batch_size_of(x)
-            annotated = annotated.unbatch().shuffle(_shuffle_buffer(annotated), reshuffle_each_iteration=True).batch(batch)
+            annotated = (
+                annotated.unbatch()
+                .shuffle(_shuffle_buffer(annotated), reshuffle_each_iteration=True)
+                .batch(batch)
+            )
         return annotated.prefetch(tf.data.AUTOTUNE)
 
     def _annotated_dataset(self, x, batch_size):
@@ -245,7 +261,11 @@ def decode(stored, num_classes):
     Top-k storage is expanded to ``num_classes`` logits: the stored top-k values at their classes and
     the stored mean of the other logits everywhere else.
     """
-    features = {k[len("feature/") :]: tf.cast(v, tf.float32) for k, v in stored.items() if k.startswith("feature/")}
+    features = {
+        k[len("feature/") :]: tf.cast(v, tf.float32)
+        for k, v in stored.items()
+        if k.startswith("feature/")
+    }
     if "logits" in stored:
         return tf.cast(stored["logits"], tf.float32), features
     rest = tf.cast(stored["rest_mean"], tf.float32)[..., None]

@@ -12,7 +12,6 @@ from keras_kd._checks import (
     check_loss_weights,
     check_losses,
     check_model,
-    check_output_shapes,
     check_teachers,
     output_shape,
 )
@@ -108,10 +107,16 @@ class Distiller(keras.Model):
         if losses is None:
             from keras_kd import losses as loss_registry
 
-            losses = [loss_registry.get("kd" if len(teachers) == 1 else "multi_kd", temperature=4.0)]
+            losses = [
+                loss_registry.get("kd" if len(teachers) == 1 else "multi_kd", temperature=4.0)
+            ]
         self.distillation_losses = check_losses(losses, len(teachers))
-        self.loss_weights = check_loss_weights(loss_weights, len(self.distillation_losses), self.alpha)
-        pairs = [p for loss in self.distillation_losses for p in (getattr(loss, "pairs", None) or [])]
+        self.loss_weights = check_loss_weights(
+            loss_weights, len(self.distillation_losses), self.alpha
+        )
+        pairs = [
+            p for loss in self.distillation_losses for p in (getattr(loss, "pairs", None) or [])
+        ]
         if len(teachers) == 1:
             self._teacher_tap = FeatureTap(teachers[0], [t for t, _ in pairs], role="teacher")
         else:
@@ -123,14 +128,22 @@ class Distiller(keras.Model):
         if cache_top_k is not None and self._num_classes is None:
             raise ValueError(f"cache_top_k={cache_top_k} needs a student with a known output shape")
         self._teacher_cache = cache.TeacherCache(
-            lambda x: self._teacher_tap(x, training=False), teachers, cache_dtype, cache_top_k, cache_dir
+            lambda x: self._teacher_tap(x, training=False),
+            teachers,
+            cache_dtype,
+            cache_top_k,
+            cache_dir,
         )
         self.teacher_cached = None
         self.augment = check_augment(augment, self.alpha)
         self._loss_tracker = keras.metrics.Mean(name="loss")
         self._hard_tracker = keras.metrics.Mean(name="hard_loss")
-        self._term_trackers = [keras.metrics.Mean(name=loss.name) for loss in self.distillation_losses]
-        self.built = True  # both models are built; nothing of the Distiller's own waits for a first call
+        self._term_trackers = [
+            keras.metrics.Mean(name=loss.name) for loss in self.distillation_losses
+        ]
+        self.built = (
+            True  # both models are built; nothing of the Distiller's own waits for a first call
+        )
 
     def _prepare_losses(self):
         """Lets each loss check shapes and create its weights (adapters) before training starts."""
@@ -191,7 +204,9 @@ class Distiller(keras.Model):
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         if self.augment is not None:
-            x = self.augment(x, training=True)  # once per batch: teacher and student see the same view
+            x = self.augment(
+                x, training=True
+            )  # once per batch: teacher and student see the same view
         if cache.is_cached_batch(x):
             stored, x = x[cache.TEACHER_KEY], x[cache.INPUTS_KEY]
             teacher_logits, teacher_features = cache.decode(stored, self._num_classes)
@@ -214,19 +229,28 @@ class Distiller(keras.Model):
         total = tf.constant(0.0)
         if self.alpha > 0:
             if y is None:
-                raise ValueError(f"alpha={self.alpha} > 0 needs labels, but the data has none; pass y or set alpha=0")
+                raise ValueError(
+                    f"alpha={self.alpha} > 0 needs labels, but the data has none; pass y or set alpha=0"
+                )
             hard = self._hard_loss(y, s_logits, sample_weight)
             report["hard_loss"] = _check_finite(hard * replicas, "hard_loss")
             total += self.alpha * hard
         for loss, weight in zip(self.distillation_losses, self.loss_weights):
             pairs = getattr(loss, "pairs", None)
             if getattr(loss, "multi_teacher", False):
-                args = (tf.unstack(t_logits, axis=1) if isinstance(self.teacher, list) else [t_logits], s_logits)
+                args = (
+                    tf.unstack(t_logits, axis=1) if isinstance(self.teacher, list) else [t_logits],
+                    s_logits,
+                )
             elif pairs is None:
                 args = (t_logits, s_logits)
             else:
                 args = ([t_features[t] for t, _ in pairs], [s_features[s] for _, s in pairs])
-            kwargs = {"labels": _labels.sparse_labels(y, t_logits)} if getattr(loss, "uses_labels", False) else {}
+            kwargs = (
+                {"labels": _labels.sparse_labels(y, t_logits)}
+                if getattr(loss, "uses_labels", False)
+                else {}
+            )
             term = _check_finite(tf.cast(loss(*args, **kwargs), tf.float32), loss.name)
             report[loss.name] = term
             total += weight * term / replicas
@@ -242,7 +266,11 @@ class Distiller(keras.Model):
         labeled = _labels.labeled_mask(y, logits)
         if not _labels.is_one_hot(y, logits):
             y = tf.where(y >= 0, y, tf.zeros_like(y))
-        weights = labeled if sample_weight is None else tf.cast(tf.reshape(sample_weight, [-1]), tf.float32) * labeled
+        weights = (
+            labeled
+            if sample_weight is None
+            else tf.cast(tf.reshape(sample_weight, [-1]), tf.float32) * labeled
+        )
         mean_over_batch = tf.cast(self.compiled_loss(y, logits, weights), tf.float32)
         batch = tf.cast(tf.shape(logits)[0], tf.float32)
         return mean_over_batch * batch / tf.maximum(tf.reduce_sum(labeled), 1.0)
@@ -286,7 +314,9 @@ class Distiller(keras.Model):
             hard = tf.cast(self.compiled_loss(y, logits, sample_weight), tf.float32) * replicas
             if self.student.losses:
                 hard += tf.cast(tf.add_n(self.student.losses), tf.float32)
-            self._loss_tracker.update_state(hard, sample_weight=tf.cast(tf.shape(logits)[0], tf.float32))
+            self._loss_tracker.update_state(
+                hard, sample_weight=tf.cast(tf.shape(logits)[0], tf.float32)
+            )
             logs["loss"] = self._loss_tracker.result()
         if y is not None and self.compiled_metrics is not None:
             self.compiled_metrics.update_state(y, logits, sample_weight)
@@ -295,6 +325,11 @@ class Distiller(keras.Model):
 
     def fit(self, x=None, y=None, **kwargs):
         """Trains like ``keras.Model.fit``; see the class docstring for what each step does.
+
+        A student compressed by ``keras_kd.compress`` gets the callbacks it needs
+        (``keras_kd.compress.training_callbacks``, e.g. ``UpdatePruningStep``) appended to
+        ``callbacks`` unless one of the same type is there; ``PruningSummaries`` is added when
+        ``callbacks`` holds a ``keras.callbacks.TensorBoard``, writing to its ``log_dir``.
 
         Raises:
             ValueError: If ``cache_teacher=True`` but the inputs cannot be cached safely.
@@ -307,6 +342,17 @@ class Distiller(keras.Model):
         self.teacher_cached = use_cache
         if use_cache:
             x = self._teacher_cache.annotate(x, batch_size=max(kwargs.get("batch_size") or 32, 256))
+        # A compressed student (keras_kd.compress) needs tfmot's callbacks, e.g. UpdatePruningStep;
+        # imported here so that plain distillation never loads tfmot.
+        from keras_kd import compress
+
+        callbacks = list(kwargs.get("callbacks") or [])
+        board = next((c for c in callbacks if isinstance(c, keras.callbacks.TensorBoard)), None)
+        log_dir = board.log_dir if board is not None else None
+        for needed in compress.training_callbacks(self.student, log_dir):
+            if not any(isinstance(c, type(needed)) for c in callbacks):
+                callbacks.append(needed)
+        kwargs["callbacks"] = callbacks
         try:
             return super().fit(x, y, **kwargs)
         except tf.errors.InvalidArgumentError as error:
@@ -337,7 +383,9 @@ class Distiller(keras.Model):
         return {
             "name": self.name,
             "student": serialize(self.student),
-            "teacher": [serialize(t) for t in self.teacher] if isinstance(self.teacher, list) else serialize(self.teacher),
+            "teacher": [serialize(t) for t in self.teacher]
+            if isinstance(self.teacher, list)
+            else serialize(self.teacher),
             "losses": [serialize(loss) for loss in self.distillation_losses],
             "alpha": self.alpha,
             "loss_weights": list(self.loss_weights),
@@ -354,10 +402,14 @@ class Distiller(keras.Model):
         deserialize = keras.saving.deserialize_keras_object
         config["student"] = deserialize(config["student"], custom_objects=custom_objects)
         if isinstance(config["teacher"], list):
-            config["teacher"] = [deserialize(t, custom_objects=custom_objects) for t in config["teacher"]]
+            config["teacher"] = [
+                deserialize(t, custom_objects=custom_objects) for t in config["teacher"]
+            ]
         else:
             config["teacher"] = deserialize(config["teacher"], custom_objects=custom_objects)
-        config["losses"] = [deserialize(loss, custom_objects=custom_objects) for loss in config["losses"]]
+        config["losses"] = [
+            deserialize(loss, custom_objects=custom_objects) for loss in config["losses"]
+        ]
         if config.get("augment") is not None:
             config["augment"] = deserialize(config["augment"], custom_objects=custom_objects)
         return cls(**config)

@@ -53,7 +53,9 @@ class FeatureTap:
                     f"{role} model {model.name!r} has no layer named {name!r}; its layers are {known}"
                 )
             outputs.append(model.get_layer(name).output)
-        self._extractor = keras.Model(model.inputs, [model.outputs[0], *outputs], name=f"{model.name}_taps")
+        self._extractor = keras.Model(
+            model.inputs, [model.outputs[0], *outputs], name=f"{model.name}_taps"
+        )
 
     def __call__(self, inputs, training):
         if not self.layer_names:
@@ -74,7 +76,10 @@ class FeatureTap:
         """Returns ``{layer_name: static shape}`` for the tapped layers of a graph model (else ``{}``)."""
         if self._extractor is None:
             return {}
-        return {n: tf.TensorShape(t.shape) for n, t in zip(self.layer_names, self._extractor.outputs[1:])}
+        return {
+            n: tf.TensorShape(t.shape)
+            for n, t in zip(self.layer_names, self._extractor.outputs[1:])
+        }
 
 
 class EnsembleTap:

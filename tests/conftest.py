@@ -35,7 +35,9 @@ def trained_teacher_weights(digits):
     (x, y), _ = digits
     keras.utils.set_random_seed(0)
     teacher = make_teacher(x.shape[1:], 10, width=16)
-    teacher.compile(keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    teacher.compile(
+        keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     teacher.fit(x, y, epochs=8, batch_size=64, verbose=0)
     return teacher.get_weights()
 

@@ -14,10 +14,21 @@ def _targets():
         tree = ast.parse(f.read(), filename="BUILD")
     targets = []
     for node in tree.body:
-        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name):
+        if (
+            isinstance(node, ast.Expr)
+            and isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Name)
+        ):
             kwargs = {k.arg: ast.literal_eval(k.value) for k in node.value.keywords if k.arg}
             if node.value.func.id.startswith("py_"):
-                targets.append((node.value.func.id, kwargs["name"], kwargs.get("srcs", []), kwargs.get("deps", [])))
+                targets.append(
+                    (
+                        node.value.func.id,
+                        kwargs["name"],
+                        kwargs.get("srcs", []),
+                        kwargs.get("deps", []),
+                    )
+                )
     return targets
 
 
@@ -25,7 +36,9 @@ def _python_files(folder):
     found = []
     for dirpath, dirnames, filenames in os.walk(os.path.join(ROOT, folder)):
         dirnames[:] = [d for d in dirnames if d != "__pycache__"]
-        found += [os.path.relpath(os.path.join(dirpath, f), ROOT) for f in filenames if f.endswith(".py")]
+        found += [
+            os.path.relpath(os.path.join(dirpath, f), ROOT) for f in filenames if f.endswith(".py")
+        ]
     return sorted(found)
 
 
@@ -42,7 +55,12 @@ def test_target_names_are_unique_and_deps_resolve():
 
 
 def test_every_listed_source_exists():
-    missing = [src for _, _, srcs, _ in _targets() for src in srcs if not os.path.isfile(os.path.join(ROOT, src))]
+    missing = [
+        src
+        for _, _, srcs, _ in _targets()
+        for src in srcs
+        if not os.path.isfile(os.path.join(ROOT, src))
+    ]
     assert not missing
 
 
@@ -50,7 +68,9 @@ def test_every_library_module_has_a_py_library():
     assert set(_python_files("keras_kd")) - _srcs_of("py_library") == set()
 
 
-@pytest.mark.parametrize("rule, folder, prefix", [("py_test", "tests", "test_"), ("py_binary", "examples", "")])
+@pytest.mark.parametrize(
+    "rule, folder, prefix", [("py_test", "tests", "test_"), ("py_binary", "examples", "")]
+)
 def test_every_test_and_example_has_its_target(rule, folder, prefix):
     files = [f for f in _python_files(folder) if os.path.basename(f).startswith(prefix)]
     if rule == "py_binary":

@@ -15,7 +15,9 @@ def _sparse_ce():
 
 def _linear(seed):
     keras.utils.set_random_seed(seed)
-    return keras.Sequential([keras.Input((12,)), keras.layers.Dense(10, name="logits")], name=f"linear{seed}")
+    return keras.Sequential(
+        [keras.Input((12,)), keras.layers.Dense(10, name="logits")], name=f"linear{seed}"
+    )
 
 
 def _twins():
@@ -92,11 +94,15 @@ def test_float16_cache_is_close_to_live(digits, teacher, student):
 
 def test_random_augmentation_keeps_the_teacher_live():
     x, y = _examples()
-    augmented = tf.data.Dataset.from_tensor_slices((x, y)).map(
-        lambda a, b: (a + tf.random.normal(tf.shape(a)), b)
-    ).batch(32)
+    augmented = (
+        tf.data.Dataset.from_tensor_slices((x, y))
+        .map(lambda a, b: (a + tf.random.normal(tf.shape(a)), b))
+        .batch(32)
+    )
     assert cache.decide(augmented, "auto")[0] is False
-    with pytest.raises(ValueError, match=r"cache_teacher=True, but the dataset has ops .*RandomStandardNormal"):
+    with pytest.raises(
+        ValueError, match=r"cache_teacher=True, but the dataset has ops .*RandomStandardNormal"
+    ):
         cache.decide(augmented, True)
     teacher, student = _twins()
     distiller = kd.Distiller(student, teacher)
@@ -130,7 +136,9 @@ def test_changing_the_teacher_or_the_data_rebuilds_the_cache():
     fit(x)
     assert distiller._teacher_cache.passes == 1
     teacher.set_weights([w * 2 for w in teacher.get_weights()])
-    assert fit(x) > 1e-3  # the student no longer matches the changed teacher: outputs were recomputed
+    assert (
+        fit(x) > 1e-3
+    )  # the student no longer matches the changed teacher: outputs were recomputed
     assert distiller._teacher_cache.passes == 2
     fit(x + 1.0)
     assert distiller._teacher_cache.passes == 3
@@ -146,9 +154,17 @@ def test_features_come_from_the_cache(digits, teacher, student):
         feature_teacher = keras.models.clone_model(teacher)
         feature_teacher.set_weights(teacher.get_weights())
         loss = _FeatureMSE(pairs=pairs, name="feature_mse")
-        distiller = kd.Distiller(model, feature_teacher, losses=[kd.losses.LogitsKD(), loss], cache_teacher=mode, cache_dtype="float32")
+        distiller = kd.Distiller(
+            model,
+            feature_teacher,
+            losses=[kd.losses.LogitsKD(), loss],
+            cache_teacher=mode,
+            cache_dtype="float32",
+        )
         distiller.compile(keras.optimizers.SGD(0.0), _sparse_ce(), run_eagerly=True)
-        return distiller, distiller.fit(x[:64], y[:64], batch_size=32, verbose=0).history["feature_mse"][0]
+        return distiller, distiller.fit(x[:64], y[:64], batch_size=32, verbose=0).history[
+            "feature_mse"
+        ][0]
 
     _, live = run(False)
     distiller, cached = run(True)
@@ -169,13 +185,20 @@ def _count_calls(layer):
 
 
 @pytest.mark.parametrize("cache_teacher, teacher_calls_per_step", [(False, 1), (True, 0)])
-def test_each_model_runs_once_per_step(digits, teacher, student, cache_teacher, teacher_calls_per_step):
+def test_each_model_runs_once_per_step(
+    digits, teacher, student, cache_teacher, teacher_calls_per_step
+):
     (x, y), _ = digits
-    losses = [kd.losses.LogitsKD(), _FeatureMSE(pairs=[("t_block2", "s_block2")], name="feature_mse")]
+    losses = [
+        kd.losses.LogitsKD(),
+        _FeatureMSE(pairs=[("t_block2", "s_block2")], name="feature_mse"),
+    ]
     distiller = kd.Distiller(student, teacher, losses=losses, cache_teacher=cache_teacher)
     distiller.compile(keras.optimizers.SGD(0.01), _sparse_ce(), run_eagerly=True)
     if cache_teacher:
-        distiller._teacher_cache.annotate(x[:96], batch_size=256)  # the one-time pass, outside the count
+        distiller._teacher_cache.annotate(
+            x[:96], batch_size=256
+        )  # the one-time pass, outside the count
     teacher_calls = _count_calls(teacher.get_layer("t_block1"))
     student_calls = _count_calls(student.get_layer("s_block1"))
     distiller.fit(x[:96], y[:96], batch_size=32, epochs=1, verbose=0)
@@ -234,7 +257,9 @@ def test_jit_compile_gives_the_same_training(digits, teacher, student):
         model = keras.models.clone_model(student)
         model.set_weights(initial)
         distiller = kd.Distiller(model, teacher)
-        distiller.compile(keras.optimizers.SGD(0.05), _sparse_ce(), metrics=["accuracy"], jit_compile=jit)
+        distiller.compile(
+            keras.optimizers.SGD(0.05), _sparse_ce(), metrics=["accuracy"], jit_compile=jit
+        )
         distiller.fit(x[:128], y[:128], batch_size=32, shuffle=False, verbose=0)
         weights.append(model.get_weights())
     for a, b in zip(*weights):

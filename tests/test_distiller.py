@@ -15,7 +15,9 @@ def _sparse_ce():
 
 def _compiled(student, teacher, loss=None, optimizer=None, **kwargs):
     distiller = kd.Distiller(student=student, teacher=teacher, **kwargs)
-    distiller.compile(optimizer or keras.optimizers.Adam(3e-3), loss or _sparse_ce(), metrics=["accuracy"])
+    distiller.compile(
+        optimizer or keras.optimizers.Adam(3e-3), loss or _sparse_ce(), metrics=["accuracy"]
+    )
     return distiller
 
 
@@ -33,7 +35,9 @@ def test_fit_changes_student_and_never_teacher(digits, teacher, student, labels,
     if source == "numpy":
         history = distiller.fit(x, y, batch_size=64, epochs=1, verbose=0)
     else:
-        history = distiller.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(64), epochs=1, verbose=0)
+        history = distiller.fit(
+            tf.data.Dataset.from_tensor_slices((x, y)).batch(64), epochs=1, verbose=0
+        )
     assert weights_equal(teacher.get_weights(), teacher_before)
     assert not weights_equal(student.get_weights(), student_before)
     assert np.isfinite(history.history["loss"][0])
@@ -42,11 +46,22 @@ def test_fit_changes_student_and_never_teacher(digits, teacher, student, labels,
 def test_fit_reports_total_hard_each_term_and_metrics(digits, teacher, student):
     (x, y), (xt, yt) = digits
     distiller = _compiled(student, teacher)
-    history = distiller.fit(x[:128], y[:128], batch_size=64, epochs=1, validation_data=(xt, yt), verbose=0)
-    assert set(history.history) == {"loss", "hard_loss", "logits_kd", "accuracy", "val_loss", "val_accuracy"}
+    history = distiller.fit(
+        x[:128], y[:128], batch_size=64, epochs=1, validation_data=(xt, yt), verbose=0
+    )
+    assert set(history.history) == {
+        "loss",
+        "hard_loss",
+        "logits_kd",
+        "accuracy",
+        "val_loss",
+        "val_accuracy",
+    }
     logs = {k: v[0] for k, v in history.history.items()}
     # With a single epoch the reported means are over the same steps, so the total decomposes exactly.
-    assert logs["loss"] == pytest.approx(0.1 * logs["hard_loss"] + 0.9 * logs["logits_kd"], rel=1e-4)
+    assert logs["loss"] == pytest.approx(
+        0.1 * logs["hard_loss"] + 0.9 * logs["logits_kd"], rel=1e-4
+    )
 
 
 def test_distilled_student_on_digits_is_far_above_chance(digits, teacher, student):
@@ -60,15 +75,21 @@ def test_distilled_student_on_digits_is_far_above_chance(digits, teacher, studen
 def test_evaluate_and_predict_use_the_student_alone(digits, teacher, student):
     _, (xt, yt) = digits
     distiller = _compiled(student, teacher)
-    np.testing.assert_allclose(distiller.predict(xt, verbose=0), student.predict(xt, verbose=0), atol=1e-6)
+    np.testing.assert_allclose(
+        distiller.predict(xt, verbose=0), student.predict(xt, verbose=0), atol=1e-6
+    )
     student.compile(loss=_sparse_ce(), metrics=["accuracy"])
-    np.testing.assert_allclose(distiller.evaluate(xt, yt, verbose=0), student.evaluate(xt, yt, verbose=0), rtol=1e-5)
+    np.testing.assert_allclose(
+        distiller.evaluate(xt, yt, verbose=0), student.evaluate(xt, yt, verbose=0), rtol=1e-5
+    )
 
 
 def test_sample_weight_weighs_the_hard_loss(digits, teacher, student):
     (x, y), _ = digits
     distiller = _compiled(student, teacher)
-    history = distiller.fit(x[:64], y[:64], sample_weight=np.zeros(64), batch_size=64, epochs=1, verbose=0)
+    history = distiller.fit(
+        x[:64], y[:64], sample_weight=np.zeros(64), batch_size=64, epochs=1, verbose=0
+    )
     assert history.history["hard_loss"][0] == 0.0
     assert history.history["logits_kd"][0] > 0.0
 
@@ -76,7 +97,9 @@ def test_sample_weight_weighs_the_hard_loss(digits, teacher, student):
 def test_callbacks_are_called(digits, teacher, student):
     (x, y), _ = digits
     seen = []
-    callback = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(sorted(logs)))
+    callback = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: seen.append(sorted(logs))
+    )
     _compiled(student, teacher).fit(x[:64], y[:64], epochs=2, verbose=0, callbacks=[callback])
     assert len(seen) == 2 and "logits_kd" in seen[0]
 
@@ -172,7 +195,9 @@ def test_mixed_float16_policy_trains(digits, trained_teacher_weights):
 
 
 def test_config_round_trip(teacher, student):
-    distiller = kd.Distiller(student, teacher, losses=[kd.losses.LogitsKD(2.5)], alpha=0.3, loss_weights=[0.5])
+    distiller = kd.Distiller(
+        student, teacher, losses=[kd.losses.LogitsKD(2.5)], alpha=0.3, loss_weights=[0.5]
+    )
     restored = kd.Distiller.from_config(distiller.get_config())
     assert restored.alpha == 0.3 and restored.loss_weights == [0.5]
     assert restored.distillation_losses[0].temperature == 2.5
@@ -187,7 +212,9 @@ def test_save_load_round_trip_and_save_student(digits, teacher, student, tmp_pat
     distiller.save(tmp_path / "distiller.keras")
     loaded = keras.models.load_model(tmp_path / "distiller.keras")
     assert isinstance(loaded, kd.Distiller)
-    np.testing.assert_allclose(loaded.predict(xt[:8], verbose=0), distiller.predict(xt[:8], verbose=0), atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.predict(xt[:8], verbose=0), distiller.predict(xt[:8], verbose=0), atol=1e-6
+    )
     loaded.fit(x[:64], y[:64], epochs=1, verbose=0)  # recompiled from the saved compile config
 
     path = distiller.save_student(str(tmp_path / "student.keras"))
@@ -212,16 +239,48 @@ def _unbuilt_subclassed():
     "make_kwargs, error, message",
     [
         (lambda t, s: {"student": None, "teacher": t}, ValueError, "student is required"),
-        (lambda t, s: {"student": s, "teacher": "resnet"}, TypeError, "teacher must be a keras.Model"),
+        (
+            lambda t, s: {"student": s, "teacher": "resnet"},
+            TypeError,
+            "teacher must be a keras.Model",
+        ),
         (lambda t, s: {"student": _unbuilt_subclassed(), "teacher": t}, ValueError, "is not built"),
         (lambda t, s: {"student": t, "teacher": t}, ValueError, "must be different models"),
-        (lambda t, s: {"student": s, "teacher": t, "alpha": -0.1}, ValueError, r"alpha must be a number in \[0, 1\], received: alpha=-0.1"),
-        (lambda t, s: {"student": s, "teacher": t, "alpha": 1.5}, ValueError, "received: alpha=1.5"),
-        (lambda t, s: {"student": s, "teacher": t, "alpha": "0.1"}, ValueError, "received: alpha='0.1'"),
-        (lambda t, s: {"student": s, "teacher": t, "loss_weights": [1.0, 2.0]}, ValueError, r"one weight per distillation loss \(1\)"),
-        (lambda t, s: {"student": s, "teacher": t, "loss_weights": [-1.0]}, ValueError, "finite numbers >= 0"),
-        (lambda t, s: {"student": s, "teacher": t, "losses": []}, ValueError, "at least one distillation loss"),
-        (lambda t, s: {"student": s, "teacher": t, "losses": ["kd"]}, TypeError, "must be a Keras layer"),
+        (
+            lambda t, s: {"student": s, "teacher": t, "alpha": -0.1},
+            ValueError,
+            r"alpha must be a number in \[0, 1\], received: alpha=-0.1",
+        ),
+        (
+            lambda t, s: {"student": s, "teacher": t, "alpha": 1.5},
+            ValueError,
+            "received: alpha=1.5",
+        ),
+        (
+            lambda t, s: {"student": s, "teacher": t, "alpha": "0.1"},
+            ValueError,
+            "received: alpha='0.1'",
+        ),
+        (
+            lambda t, s: {"student": s, "teacher": t, "loss_weights": [1.0, 2.0]},
+            ValueError,
+            r"one weight per distillation loss \(1\)",
+        ),
+        (
+            lambda t, s: {"student": s, "teacher": t, "loss_weights": [-1.0]},
+            ValueError,
+            "finite numbers >= 0",
+        ),
+        (
+            lambda t, s: {"student": s, "teacher": t, "losses": []},
+            ValueError,
+            "at least one distillation loss",
+        ),
+        (
+            lambda t, s: {"student": s, "teacher": t, "losses": ["kd"]},
+            TypeError,
+            "must be a Keras layer",
+        ),
     ],
 )
 def test_bad_arguments_raise_before_training(teacher, student, make_kwargs, error, message):
@@ -230,13 +289,23 @@ def test_bad_arguments_raise_before_training(teacher, student, make_kwargs, erro
 
 
 def test_output_shape_mismatch_names_both_shapes(teacher):
-    other = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(7)])
-    with pytest.raises(ValueError, match=r"outputs shape \(None, 10\) but student .* outputs shape \(None, 7\)"):
+    other = keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(7)]
+    )
+    with pytest.raises(
+        ValueError, match=r"outputs shape \(None, 10\) but student .* outputs shape \(None, 7\)"
+    ):
         kd.Distiller(student=other, teacher=teacher)
 
 
 def test_softmax_output_is_refused(teacher):
-    probs = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+    probs = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
     with pytest.raises(ValueError, match="ends in a softmax"):
         kd.Distiller(student=probs, teacher=teacher)
 

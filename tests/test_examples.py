@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -14,7 +15,14 @@ def test_distill_run_returns_every_result(tmp_path):
     from examples import distill
 
     result = distill.run(epochs=2, teacher_epochs=2, output_dir=str(tmp_path))
-    assert set(result) == {"teacher_acc", "scratch_acc", "distilled_acc", "teacher_params", "student_params", "student_path"}
+    assert set(result) == {
+        "teacher_acc",
+        "scratch_acc",
+        "distilled_acc",
+        "teacher_params",
+        "student_params",
+        "student_path",
+    }
     assert result["student_params"] * 10 < result["teacher_params"]
     assert os.path.isfile(result["student_path"])
     assert 0.0 <= result["distilled_acc"] <= 1.0
@@ -22,19 +30,118 @@ def test_distill_run_returns_every_result(tmp_path):
 
 def _run_script(module, *flags):
     return subprocess.run(
-        [sys.executable, "-m", module, *flags], cwd=ROOT, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", module, *flags],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
 def test_distill_command_line_ends_with_json(tmp_path):
-    done = _run_script("examples.distill", "--epochs=1", "--teacher_epochs=1", "--verbose=0", f"--output_dir={tmp_path}")
+    done = _run_script(
+        "examples.distill",
+        "--epochs=1",
+        "--teacher_epochs=1",
+        "--verbose=0",
+        f"--output_dir={tmp_path}",
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["student_path"].startswith(str(tmp_path))
 
 
-@pytest.mark.parametrize("flag", ["--epochs=0", "--alpha=2", "--verbose=5", "--dataset=cifar", "extra_argument"])
+@pytest.mark.parametrize(
+    "flag", ["--epochs=0", "--alpha=2", "--verbose=5", "--dataset=cifar", "--method=magic", "--pairs=a:b,c", "extra_argument"]
+)
 def test_distill_rejects_bad_flags_without_training(flag):
     done = _run_script("examples.distill", flag)
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
+
+
+def test_transfer_run_reports_every_row(tmp_path):
+    from examples import transfer
+
+    result = transfer.run(
+        regime="mnist1d",
+        seeds=1,
+        epochs=1,
+        teacher_epochs=1,
+        transfer_size=200,
+        output_dir=str(tmp_path),
+    )
+    assert set(result["rows"]) == {
+        "scratch (labeled only)",
+        "distilled (labeled only)",
+        "distilled + transfer set",
+    }
+    assert result["labeled"] == 4000 and result["unlabeled"] == 200
+    assert all(0.0 <= acc[0] <= 1.0 for acc in result["rows"].values())
+    assert "| distilled + transfer set |" in transfer.markdown(result)
+
+
+def test_mnist1d_transfer_set_is_new_inputs_of_the_right_size():
+    from examples.transfer import mnist1d_transfer_set
+    from keras_kd import data
+
+    extra = mnist1d_transfer_set(300)
+    (x, _), _ = data.load("mnist1d")
+    assert extra.shape == (300, 40, 1)
+    assert not any(np.allclose(extra[0], row) for row in x[:1000])
+
+
+def test_every_example_imports_into_one_process():
+    """Shared flags are declared once (examples/common_flags.py), so no DuplicateFlagError."""
+    import importlib
+
+    names = sorted(f[:-3] for f in os.listdir(os.path.join(ROOT, "examples")) if f.endswith(".py"))
+    for name in names:
+        importlib.import_module(f"examples.{name}")
+
+
+@pytest.mark.parametrize(
+    "method", ["kd", "dkd", "fitnet", "at", "fsp", "nst", "rkd", "sp", "pkt", "cc"]
+)
+def test_every_method_builds_a_distiller_for_the_example_models(method):
+    import keras_kd as kd
+    from examples.methods import make_losses
+    from examples.models import make_student, make_teacher
+
+    width = 16 if method == "fsp" else 64  # FSP matrices need equal channel counts
+    teacher, student = make_teacher((8, 8, 1), 10, width=width), make_student((8, 8, 1), 10)
+    distiller = kd.Distiller(student, teacher, **make_losses(method, temperature=4.0, alpha=0.1))
+    assert (
+        distiller.distillation_losses[-1].name == kd.losses.get(method, **_method_args(method)).name
+    )
+
+
+def _method_args(method):
+    if method == "fsp":
+        return {"flows": [(("t_pool1", "t_block2"), ("s_pool1", "s_block2"))]}
+    return {"pairs": [("t_block2", "s_block2")]} if method in ("fitnet", "at", "nst") else {}
+
+
+@pytest.mark.parametrize(
+    "flags", [["--method=at"], ["--scheme=born_again"], ["--scheme=multi_teacher"]]
+)
+def test_distill_runs_methods_and_schemes_from_the_command_line(tmp_path, flags):
+    done = _run_script(
+        "examples.distill",
+        "--epochs=1",
+        "--teacher_epochs=1",
+        "--verbose=0",
+        f"--output_dir={tmp_path}",
+        *flags,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert 0.0 <= result["distilled_acc"] <= 1.0 and os.path.isfile(result["student_path"])
+
+
+def test_parse_pairs_refuses_malformed_items():
+    from examples.methods import parse_pairs
+
+    assert parse_pairs("a:b,c:d") == [("a", "b"), ("c", "d")]
+    with pytest.raises(ValueError, match="teacher_layer:student_layer"):
+        parse_pairs("a:b,c")

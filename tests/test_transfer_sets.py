@@ -14,11 +14,17 @@ def test_mixed_batch_computes_the_hard_loss_on_labeled_rows_only(digits, teacher
     x, y = x[:64], y[:64].copy()
     y[::3] = kd.data.UNLABELED
     distiller = kd.Distiller(student, teacher, alpha=0.5)
-    distiller.compile(keras.optimizers.SGD(0.0), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    distiller.compile(
+        keras.optimizers.SGD(0.0), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     history = distiller.fit(x, y, batch_size=64, epochs=1, shuffle=False, verbose=0)
 
     logits = student.predict(x, verbose=0).astype(np.float64)
-    log_probs = logits - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1, keepdims=True)) - logits.max(1, keepdims=True)
+    log_probs = (
+        logits
+        - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1, keepdims=True))
+        - logits.max(1, keepdims=True)
+    )
     labeled = y >= 0
     expected = -log_probs[labeled, y[labeled]].mean()
     assert history.history["hard_loss"][0] == pytest.approx(expected, rel=1e-4)
@@ -29,10 +35,14 @@ def test_one_hot_rows_of_zeros_are_unlabeled(digits, teacher, student):
     one_hot = keras.utils.to_categorical(y[:64], 10)
     one_hot[1::2] = 0.0
     distiller = kd.Distiller(student, teacher, alpha=0.5)
-    distiller.compile(keras.optimizers.SGD(0.0), keras.losses.CategoricalCrossentropy(from_logits=True))
+    distiller.compile(
+        keras.optimizers.SGD(0.0), keras.losses.CategoricalCrossentropy(from_logits=True)
+    )
     history = distiller.fit(x[:64], one_hot, batch_size=64, epochs=1, shuffle=False, verbose=0)
     logits = student.predict(x[:64], verbose=0)
-    expected = keras.losses.sparse_categorical_crossentropy(y[:64][::2], logits[::2], from_logits=True)
+    expected = keras.losses.sparse_categorical_crossentropy(
+        y[:64][::2], logits[::2], from_logits=True
+    )
     assert history.history["hard_loss"][0] == pytest.approx(float(np.mean(expected)), rel=1e-4)
 
 
@@ -75,7 +85,9 @@ def _probed_model(batch_shape, name):
     return keras.Model(inputs, outputs, name=name), probe
 
 
-@pytest.mark.parametrize("augment", [keras.layers.GaussianNoise(0.5), kd.data.MixUp(1.0)], ids=["noise", "mixup"])
+@pytest.mark.parametrize(
+    "augment", [keras.layers.GaussianNoise(0.5), kd.data.MixUp(1.0)], ids=["noise", "mixup"]
+)
 def test_teacher_and_student_receive_the_identical_augmented_batch(digits, augment):
     (x, _), _ = digits
     batch = x[:32]

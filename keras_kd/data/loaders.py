@@ -44,7 +44,9 @@ def load(name, data_dir=None):
         (1437, 8, 8, 1)
     """
     if data_dir is not None and not name.startswith("tfds:"):
-        raise ValueError(f"data_dir is only used by tfds: datasets, received: name={name!r}, data_dir={data_dir!r}")
+        raise ValueError(
+            f"data_dir is only used by tfds: datasets, received: name={name!r}, data_dir={data_dir!r}"
+        )
     if not is_valid_name(name):
         raise ValueError(f"unknown dataset name={name!r}; available: {list(NAMES)}")
     if name == "digits":
@@ -83,7 +85,9 @@ def _load_digits():
     digits = load_digits()
     x = (digits.images / 16.0).astype(np.float32)[..., np.newaxis]
     y = digits.target.astype(np.int64)
-    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, random_state=0, stratify=y)
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y, test_size=0.2, random_state=0, stratify=y
+    )
     return (x_train, y_train), (x_test, y_test)
 
 
@@ -110,7 +114,9 @@ def load_mnist1d(seed=42, num_samples=5000, train_split=0.8):
         (4000, 40, 1)
     """
     if not isinstance(num_samples, int) or num_samples < 2:
-        raise ValueError(f"num_samples must be an integer >= 2, received: num_samples={num_samples!r}")
+        raise ValueError(
+            f"num_samples must be an integer >= 2, received: num_samples={num_samples!r}"
+        )
     if not 0 < train_split < 1:
         raise ValueError(f"train_split must be in (0, 1), received: train_split={train_split!r}")
     from mnist1d.data import get_dataset_args, make_dataset
@@ -118,10 +124,13 @@ def load_mnist1d(seed=42, num_samples=5000, train_split=0.8):
     args = get_dataset_args()
     args.seed, args.num_samples, args.train_split = seed, num_samples, train_split
     data = make_dataset(args)
-    as_x = lambda a: np.asarray(a, np.float32)[..., np.newaxis]
+
+    def with_channel(signals):
+        return np.asarray(signals, np.float32)[..., np.newaxis]
+
     return (
-        (as_x(data["x"]), np.asarray(data["y"], np.int64)),
-        (as_x(data["x_test"]), np.asarray(data["y_test"], np.int64)),
+        (with_channel(data["x"]), np.asarray(data["y"], np.int64)),
+        (with_channel(data["x_test"]), np.asarray(data["y_test"], np.int64)),
     )
 
 
@@ -138,7 +147,10 @@ def _load_idx(directory):
             )
         arrays[key] = _read_idx(path)
     x_train, x_test = (_images_to_float(arrays[k]) for k in ("x_train", "x_test"))
-    return (x_train, arrays["y_train"].astype(np.int64)), (x_test, arrays["y_test"].astype(np.int64))
+    return (x_train, arrays["y_train"].astype(np.int64)), (
+        x_test,
+        arrays["y_test"].astype(np.int64),
+    )
 
 
 def _read_idx(path):

@@ -19,7 +19,9 @@ def _beta(alpha, shape):
 
 def _check_alpha(alpha):
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
-        raise ValueError(f"alpha must be a number > 0 (the Beta distribution's parameter), received: alpha={alpha!r}")
+        raise ValueError(
+            f"alpha must be a number > 0 (the Beta distribution's parameter), received: alpha={alpha!r}"
+        )
     return float(alpha)
 
 

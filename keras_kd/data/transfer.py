@@ -33,7 +33,9 @@ def with_unlabeled(x, y, x_unlabeled):
             f"x_unlabeled examples have shape {x_unlabeled.shape[1:]} but x examples have shape {x.shape[1:]}"
         )
     if y.ndim != 1 or len(y) != len(x):
-        raise ValueError(f"y must hold one integer label per row of x ({len(x)}), received shape {y.shape}")
+        raise ValueError(
+            f"y must hold one integer label per row of x ({len(x)}), received shape {y.shape}"
+        )
     x_all = np.concatenate([x, x_unlabeled.astype(x.dtype)])
     y_all = np.concatenate([y.astype(np.int64), np.full(len(x_unlabeled), UNLABELED, np.int64)])
     return x_all, y_all
@@ -65,5 +67,8 @@ def label_with_teacher(teacher, x, batch_size=1024, dtype="float16"):
     if dtype not in ("float16", "float32"):
         raise ValueError(f'dtype must be "float16" or "float32", received: dtype={dtype!r}')
     forward = tf.function(lambda batch: teacher(batch, training=False), reduce_retracing=True)
-    parts = [forward(x[start : start + batch_size]).numpy().astype(dtype) for start in range(0, len(x), batch_size)]
+    parts = [
+        forward(x[start : start + batch_size]).numpy().astype(dtype)
+        for start in range(0, len(x), batch_size)
+    ]
     return np.concatenate(parts)

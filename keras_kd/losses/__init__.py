@@ -5,10 +5,30 @@ that example scripts use.
 """
 
 from keras_kd.losses.base import DistillationLoss
+from keras_kd.losses.feature import (
+    FSP,
+    NST,
+    AttentionTransfer,
+    FitNetHint,
+    attention_map,
+    fsp_matrix,
+)
 from keras_kd.losses.logits import LogitsKD
+from keras_kd.losses.logits_extra import DKD, MultiTeacherKD
+from keras_kd.losses.relational import PKT, RKD, CorrelationCongruence, SimilarityPreserving
 
 _BY_NAME = {
     "kd": LogitsKD,
+    "dkd": DKD,
+    "multi_kd": MultiTeacherKD,
+    "fitnet": FitNetHint,
+    "at": AttentionTransfer,
+    "fsp": FSP,
+    "nst": NST,
+    "rkd": RKD,
+    "sp": SimilarityPreserving,
+    "pkt": PKT,
+    "cc": CorrelationCongruence,
 }
 
 
@@ -29,7 +49,9 @@ def get(name, **kwargs):
         >>> loss = get("kd", temperature=4.0)
     """
     if name not in _BY_NAME:
-        raise ValueError(f"unknown distillation loss name={name!r}; known names: {sorted(_BY_NAME)}")
+        raise ValueError(
+            f"unknown distillation loss name={name!r}; known names: {sorted(_BY_NAME)}"
+        )
     return _BY_NAME[name](**kwargs)
 
 
@@ -38,4 +60,21 @@ def names():
     return sorted(_BY_NAME)
 
 
-__all__ = ["DistillationLoss", "LogitsKD", "get", "names"]
+__all__ = [
+    "DKD",
+    "FSP",
+    "NST",
+    "AttentionTransfer",
+    "FitNetHint",
+    "attention_map",
+    "fsp_matrix",
+    "PKT",
+    "RKD",
+    "CorrelationCongruence",
+    "DistillationLoss",
+    "LogitsKD",
+    "MultiTeacherKD",
+    "SimilarityPreserving",
+    "get",
+    "names",
+]

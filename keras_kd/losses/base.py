@@ -12,6 +12,9 @@ the mean loss over the batch. What the Distiller passes in is decided by two att
 The Distiller relies only on this contract, never on a specific loss class.
 """
 
+import math
+import numbers
+
 from keras_kd._compat import keras, tf
 
 
@@ -56,9 +59,13 @@ def _validate_pairs(pairs):
         )
     pairs = [tuple(p) if isinstance(p, (list, tuple)) else p for p in pairs]
     if not pairs:
-        raise ValueError("pairs must name at least one (teacher_layer, student_layer) pair, received: pairs=[]")
+        raise ValueError(
+            "pairs must name at least one (teacher_layer, student_layer) pair, received: pairs=[]"
+        )
     for pair in pairs:
-        if not (isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(n, str) for n in pair)):
+        if not (
+            isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(n, str) for n in pair)
+        ):
             raise ValueError(
                 "each entry of pairs must be a (teacher_layer_name, student_layer_name) tuple of strings, "
                 f"received: {pair!r} in pairs={pairs!r}"
@@ -75,6 +82,23 @@ def validate_positive(name, value):
     if not number > 0 or number == float("inf"):
         raise ValueError(f"{name} must be > 0, received: {name}={value!r}")
     return number
+
+
+def is_finite_non_negative(value):
+    """Whether ``value`` is a real number (not a bool), finite and >= 0."""
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, numbers.Real)
+        and math.isfinite(value)
+        and value >= 0
+    )
+
+
+def validate_non_negative(name, value):
+    """Returns ``float(value)`` or raises ``ValueError`` naming ``name`` unless it is finite and >= 0."""
+    if not is_finite_non_negative(value):
+        raise ValueError(f"{name} must be a finite number >= 0, received: {name}={value!r}")
+    return float(value)
 
 
 def as_float32(tensor):

@@ -31,7 +31,9 @@ def test_mnist1d_seed_gives_new_examples():
 
 
 def _write_idx(path, array, gz):
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + b"".join(struct.pack(">I", d) for d in array.shape)
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + b"".join(
+        struct.pack(">I", d) for d in array.shape
+    )
     opener = gzip.open if gz else open
     with opener(path, "wb") as f:
         f.write(header + array.astype(np.uint8).tobytes())
@@ -42,8 +44,12 @@ def test_idx_reads_mnist_format_files(tmp_path, gz):
     rng = np.random.default_rng(0)
     images, labels = rng.integers(0, 256, (6, 4, 5)), rng.integers(0, 10, 6)
     suffix = ".gz" if gz else ""
-    for stem, array in [("train-images-idx3-ubyte", images), ("train-labels-idx1-ubyte", labels),
-                        ("t10k-images-idx3-ubyte", images[:2]), ("t10k-labels-idx1-ubyte", labels[:2])]:
+    for stem, array in [
+        ("train-images-idx3-ubyte", images),
+        ("train-labels-idx1-ubyte", labels),
+        ("t10k-images-idx3-ubyte", images[:2]),
+        ("t10k-labels-idx1-ubyte", labels[:2]),
+    ]:
         _write_idx(tmp_path / (stem + suffix), array, gz)
     (x, y), (xt, yt) = data.load(f"idx:{tmp_path}")
     assert x.shape == (6, 4, 5, 1) and xt.shape == (2, 4, 5, 1)
@@ -57,7 +63,12 @@ def test_idx_missing_files_are_named(tmp_path):
 
 
 def test_idx_rejects_a_file_that_is_not_idx(tmp_path):
-    for stem in ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]:
+    for stem in [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ]:
         (tmp_path / stem).write_bytes(b"not an idx file")
     with pytest.raises(ValueError, match="is not an IDX file"):
         data.load(f"idx:{tmp_path}")

@@ -25,7 +25,9 @@ def test_label_with_teacher_matches_predict_in_batches(digits, teacher):
     assert kd.data.label_with_teacher(teacher, x[:10]).dtype == np.float16
 
 
-@pytest.mark.parametrize("kwargs, message", [({"batch_size": 0}, "batch_size"), ({"dtype": "int8"}, "dtype")])
+@pytest.mark.parametrize(
+    "kwargs, message", [({"batch_size": 0}, "batch_size"), ({"dtype": "int8"}, "dtype")]
+)
 def test_label_with_teacher_refuses_bad_arguments(teacher, kwargs, message):
     with pytest.raises(ValueError, match=message):
         kd.data.label_with_teacher(teacher, np.zeros((2, 8, 8, 1), np.float32), **kwargs)

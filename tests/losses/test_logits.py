@@ -37,14 +37,19 @@ def test_logits_kd_is_zero_when_student_equals_teacher():
 def test_logits_kd_is_invariant_to_a_constant_added_to_the_logits():
     teacher, student = tf.random.normal((8, 5)), tf.random.normal((8, 5))
     loss = kd.losses.LogitsKD(2.0)
-    np.testing.assert_allclose(loss(teacher + 7.0, student - 3.0).numpy(), loss(teacher, student).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(
+        loss(teacher + 7.0, student - 3.0).numpy(), loss(teacher, student).numpy(), rtol=1e-5
+    )
 
 
 def test_logits_kd_config_round_trip():
     loss = kd.losses.LogitsKD(temperature=3.0, name="soft")
     restored = kd.losses.LogitsKD.from_config(loss.get_config())
     assert restored.temperature == 3.0 and restored.name == "soft"
-    assert keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss)).temperature == 3.0
+    assert (
+        keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss)).temperature
+        == 3.0
+    )
 
 
 def test_logits_kd_save_load_round_trip_inside_a_distiller(tmp_path, teacher, student):
@@ -56,7 +61,10 @@ def test_logits_kd_save_load_round_trip_inside_a_distiller(tmp_path, teacher, st
 
 
 def test_logits_kd_shape_mismatch_names_both_shapes():
-    with pytest.raises(ValueError, match=r"teacher logits have shape \(2, 10\) but student logits have shape \(2, 7\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"teacher logits have shape \(2, 10\) but student logits have shape \(2, 7\)",
+    ):
         kd.losses.LogitsKD()(tf.zeros((2, 10)), tf.zeros((2, 7)))
 
 
@@ -64,9 +72,3 @@ def test_logits_kd_shape_mismatch_names_both_shapes():
 def test_logits_kd_rejects_bad_temperature(temperature):
     with pytest.raises(ValueError, match="temperature must be"):
         kd.losses.LogitsKD(temperature)
-
-
-def test_losses_get_knows_kd_and_rejects_unknown_names():
-    assert isinstance(kd.losses.get("kd", temperature=2.0), kd.losses.LogitsKD)
-    with pytest.raises(ValueError, match=r"unknown distillation loss name='nope'; known names: \['kd'"):
-        kd.losses.get("nope")

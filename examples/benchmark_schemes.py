@@ -1,0 +1,290 @@
+r"""Benchmarks the training schemes against a scratch student and plain KD, over several seeds.
+
+For each seed: a random training subset, the example CNN teacher, then the example student trained
+from scratch, by plain KD (Hinton), and by each scheme of ``keras_kd.schemes``. Every student model
+trains ``--epochs`` epochs per training run (the ``student epochs`` column counts all the runs that
+produced the reported model). Prints a markdown table of test accuracy, mean +- std over seeds, and
+a last line with one JSON object.
+
+    python -m examples.benchmark_schemes --train_size=10000 --epochs=5 --seeds=2
+
+Rows: ``scratch``; ``kd``; ``mutual_learning`` (a cohort of two students, the first reported);
+``born_again`` (two generations from the scratch student, the last generation reported) and
+``born_again_ensemble`` (their ensemble: twice the parameters); ``teacher_assistant`` (teacher ->
+a width-32 student -> student); ``label_refinery`` (up to 2 refinement rounds, the best on a
+validation split outside the training subset); ``fsp_two_stage`` (stage 1 on the FSP flows of a
+teacher of the student's widths, ``t_pool1 -> t_block2``, then stage 2 with KD from it);
+``self_compress`` (the scratch student teaching its own copy pruned to 50 % sparsity).
+"""
+
+import json
+
+import numpy as np
+from absl import app, flags, logging
+
+import keras_kd as kd
+from examples import common_flags
+from examples.models import make_student, make_teacher
+from keras_kd import keras, schemes
+
+common_flags.set_defaults(
+    dataset="idx:/usr/share/datasets/fashion-mnist",
+    train_size=10000,
+    epochs=5,
+    teacher_epochs=5,
+    seeds=2,
+    batch_size=64,
+    learning_rate=3e-3,
+    temperature=4.0,
+    alpha=0.1,
+)
+
+ROWS = (
+    "scratch",
+    "kd",
+    "mutual_learning",
+    "born_again",
+    "born_again_ensemble",
+    "teacher_assistant",
+    "label_refinery",
+    "fsp_two_stage",
+    "self_compress",
+)
+
+_ROWS = flags.DEFINE_multi_enum("rows", list(ROWS), ROWS, "Rows to run (repeat the flag).")
+
+
+_EPOCH_RUNS = {  # training runs of --epochs behind each reported model
+    "scratch": 1,
+    "kd": 1,
+    "mutual_learning": 1,
+    "born_again": 3,
+    "born_again_ensemble": 3,
+    "teacher_assistant": 2,
+    "label_refinery": 3,
+    "fsp_two_stage": 2,
+    "self_compress": 2,
+}
+
+
+def _subsets(x, y, train_size, seed):
+    """A random training subset and a disjoint validation split (from the rest, else the subset)."""
+    order = np.random.default_rng(seed).permutation(len(x))
+    train_size = min(train_size, len(x))
+    rest = order[train_size:]
+    if len(rest) >= 500:
+        train, val = order[:train_size], rest[: min(len(rest), max(train_size // 5, 500))]
+    else:
+        cut = train_size * 4 // 5
+        train, val = order[:cut], order[cut:train_size]
+    return (x[train], y[train]), (x[val], y[val])
+
+
+def _accuracy(model, x, y):
+    predicted = np.argmax(model.predict(x, batch_size=512, verbose=0), axis=-1)
+    return float(np.mean(predicted == y))
+
+
+def _one_seed(
+    seed,
+    data,
+    train_size,
+    rows,
+    epochs,
+    teacher_epochs,
+    batch_size,
+    learning_rate,
+    temperature,
+    alpha,
+):
+    """Trains the teacher and every requested row for one seed; returns {row: test accuracy}."""
+    (x_all, y_all), (x_test, y_test) = data
+    train, val = _subsets(x_all, y_all, train_size, seed)
+    shape, classes = train[0].shape[1:], int(max(y_all.max(), y_test.max())) + 1
+    common = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "optimizer": lambda: keras.optimizers.Adam(learning_rate),
+    }
+    distill = {"alpha": alpha, "temperature": temperature, **common}
+
+    def student(width=16):
+        return make_student(shape, classes, width=width)
+
+    def fit_plain(model, fit_epochs):
+        model.compile(keras.optimizers.Adam(learning_rate), _ce(), metrics=["accuracy"])
+        model.fit(*train, epochs=fit_epochs, batch_size=batch_size, verbose=0)
+        return model
+
+    keras.utils.set_random_seed(seed)
+    teacher = fit_plain(make_teacher(shape, classes), teacher_epochs)
+    result = {"teacher": _accuracy(teacher, x_test, y_test)}
+    keras.utils.set_random_seed(seed + 1)
+    initial = student()
+    scratch = fit_plain(_copy(initial), epochs)
+    result["scratch"] = _accuracy(scratch, x_test, y_test)
+    for row in rows:
+        keras.utils.set_random_seed(seed + 2)
+        logging.info("seed %d: %s", seed, row)
+        if row == "kd":
+            model = _copy(initial)
+            distiller = kd.Distiller(
+                model, teacher, losses=[kd.losses.LogitsKD(temperature)], alpha=alpha
+            )
+            distiller.compile(keras.optimizers.Adam(learning_rate), _ce(), metrics=["accuracy"])
+            distiller.fit(*train, epochs=epochs, batch_size=batch_size, verbose=0)
+        elif row == "mutual_learning":
+            model = schemes.mutual_learning([_copy(initial), student()], train, **common).models[0]
+        elif row in ("born_again", "born_again_ensemble"):
+            if "born_again" in result:
+                continue  # both rows come from one run
+            ban = schemes.born_again(student, scratch, 2, train, temperature=temperature, **common)
+            result["born_again"] = _accuracy(ban.generations[-1], x_test, y_test)
+            result["born_again_ensemble"] = _accuracy(ban.ensemble, x_test, y_test)
+            continue
+        elif row == "teacher_assistant":
+            model = schemes.teacher_assistant(
+                teacher, [student(32)], _copy(initial), train, **distill
+            ).student
+        elif row == "label_refinery":
+            model = schemes.label_refinery(student, train, val, 2, **common).best_model
+        elif row == "fsp_two_stage":
+            fsp_teacher = fit_plain(make_teacher(shape, classes, width=16), teacher_epochs)
+            result["fsp_teacher"] = _accuracy(fsp_teacher, x_test, y_test)
+            flows = [(("t_pool1", "t_block2"), ("s_pool1", "s_block2"))]
+            model = schemes.fsp_two_stage(
+                fsp_teacher, _copy(initial), flows, train, kd=True, **distill
+            ).student
+        elif row == "self_compress":
+            from keras_kd import compress
+
+            def prune(model):
+                return compress.prune(model, 0.5, schedule="constant", frequency=1)
+
+            model = compress.strip(
+                schemes.self_compress(scratch, prune, train, **distill).compressed
+            )
+        else:
+            continue  # scratch is always trained
+        result[row] = _accuracy(model, x_test, y_test)
+    return result
+
+
+def _ce():
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def _copy(model):
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def run(
+    dataset="idx:/usr/share/datasets/fashion-mnist",
+    train_size=10000,
+    epochs=5,
+    teacher_epochs=5,
+    seeds=2,
+    batch_size=64,
+    learning_rate=3e-3,
+    temperature=4.0,
+    alpha=0.1,
+    rows=ROWS,
+):
+    """Runs the teacher, the scratch student and every requested row for each seed.
+
+    Args:
+        dataset: A ``keras_kd.data.load`` name.
+        train_size: Training examples drawn at random for each seed. The label refinery's
+            validation split comes from the other training examples (from the subset's last
+            20 % when fewer than 500 remain, which it then does not train on).
+        epochs: Epochs of each student training run.
+        teacher_epochs: Epochs of the teachers.
+        seeds: Number of seeds, run as 0, 1, ...
+        batch_size: Batch size.
+        learning_rate: Adam learning rate of every model.
+        temperature: Distillation temperature of the KD rows.
+        alpha: Weight of the hard labels in the KD rows.
+        rows: Names from ``ROWS``; the teacher and scratch are always run.
+
+    Returns:
+        ``{"rows": {row: {"mean", "std", "runs"}}, "dataset", "train_size", "epochs",
+        "teacher_epochs", "seeds"}`` with test accuracies.
+
+    Example:
+        >>> result = run(dataset="digits", train_size=512, epochs=2, seeds=1, rows=["kd"])
+    """
+    data = kd.data.load(dataset)
+    per_seed = [
+        _one_seed(
+            s,
+            data,
+            train_size,
+            list(rows),
+            epochs,
+            teacher_epochs,
+            batch_size,
+            learning_rate,
+            temperature,
+            alpha,
+        )
+        for s in range(seeds)
+    ]
+    table = {}
+    for row in ["teacher", "fsp_teacher", *ROWS]:
+        runs = [r[row] for r in per_seed if row in r]
+        if runs:
+            table[row] = {"mean": float(np.mean(runs)), "std": float(np.std(runs)), "runs": runs}
+    return {
+        "dataset": dataset,
+        "train_size": train_size,
+        "epochs": epochs,
+        "teacher_epochs": teacher_epochs,
+        "seeds": seeds,
+        "rows": table,
+    }
+
+
+def markdown(result):
+    """Formats ``run``'s result as a markdown table of test accuracy, mean ± std over seeds.
+
+    Args:
+        result: What ``run`` returned.
+
+    Returns:
+        The table as one string.
+    """
+    lines = ["| model | student epochs | test accuracy (mean ± std) |", "| --- | --- | --- |"]
+    for row, stats in result["rows"].items():
+        runs = _EPOCH_RUNS.get(row)
+        epochs = (
+            "-"
+            if runs is None
+            else ("≤ " if row == "label_refinery" else "") + str(runs * result["epochs"])
+        )
+        lines.append(f"| {row} | {epochs} | {stats['mean']:.4f} ± {stats['std']:.4f} |")
+    return "\n".join(lines)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    result = run(
+        dataset=common_flags.DATASET.value,
+        train_size=common_flags.TRAIN_SIZE.value,
+        epochs=common_flags.EPOCHS.value,
+        teacher_epochs=common_flags.TEACHER_EPOCHS.value,
+        seeds=common_flags.SEEDS.value,
+        batch_size=common_flags.BATCH_SIZE.value,
+        learning_rate=common_flags.LEARNING_RATE.value,
+        temperature=common_flags.TEMPERATURE.value,
+        alpha=common_flags.ALPHA.value,
+        rows=_ROWS.value,
+    )
+    print(markdown(result))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,95 @@
+"""Flags that several example scripts share, declared once.
+
+absl keeps one global flag registry, so two scripts that each declared ``--dataset`` could not be
+imported into one process (the test suite imports every script's ``run``). Each script uses these
+holders and sets its own defaults with ``set_defaults`` right after importing this module.
+
+Example:
+    >>> from examples import common_flags
+    >>> common_flags.set_defaults(dataset="idx:/usr/share/datasets/fashion-mnist", epochs=5)
+    >>> common_flags.DATASET.value
+"""
+
+from absl import flags
+
+import keras_kd as kd
+
+DATASET = flags.DEFINE_string(
+    "dataset", "digits", "Dataset for keras_kd.data.load: digits, mnist1d, idx:<dir>, tfds:<name>."
+)
+TRAIN_SIZE = flags.DEFINE_integer(
+    "train_size", 0, "Use only this many training examples (0: all).", lower_bound=0
+)
+EPOCHS = flags.DEFINE_integer(
+    "epochs", 10, "Student epochs (equal for every compared student).", lower_bound=1
+)
+TEACHER_EPOCHS = flags.DEFINE_integer("teacher_epochs", 10, "Teacher epochs.", lower_bound=1)
+BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Batch size.", lower_bound=1)
+LEARNING_RATE = flags.DEFINE_float("learning_rate", 3e-3, "Adam learning rate.", lower_bound=0.0)
+TEMPERATURE = flags.DEFINE_float(
+    "temperature", 4.0, "Distillation temperature T.", lower_bound=1e-6
+)
+ALPHA = flags.DEFINE_float(
+    "alpha", 0.1, "Weight of the hard-label loss.", lower_bound=0.0, upper_bound=1.0
+)
+SEED = flags.DEFINE_integer("seed", 0, "Random seed.", lower_bound=0)
+SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per row (mean and std over them).", lower_bound=1)
+TEACHER_WIDTH = flags.DEFINE_integer(
+    "teacher_width", 64, "Filters of the teacher's first block.", lower_bound=1
+)
+STUDENT_WIDTH = flags.DEFINE_integer(
+    "student_width", 16, "Filters of the student's first block.", lower_bound=1
+)
+MODEL = flags.DEFINE_string("model", None, "A saved Keras model (.keras or .h5) to start from.")
+RUNS = flags.DEFINE_integer(
+    "runs", 50, "Timed interpreter invocations per thread count.", lower_bound=1
+)
+OUTPUT_DIR = flags.DEFINE_string(
+    "output_dir", "keras_kd_runs", "Where models, reports and results are written."
+)
+VERBOSE = flags.DEFINE_enum(
+    "verbose",
+    "0",
+    ["0", "1", "2"],
+    "Keras verbosity: 0 silent, 1 progress bar, 2 a line per epoch.",
+)
+
+flags.register_validator(
+    "dataset", kd.data.is_valid_name, message=f"--dataset must be one of {list(kd.data.NAMES)}"
+)
+
+
+def set_defaults(**defaults):
+    """Sets this script's defaults of shared flags, e.g. ``set_defaults(epochs=40)``.
+
+    Args:
+        **defaults: Flag name to default value; every name must be a flag of this module.
+
+    Raises:
+        ValueError: If a name is not a shared flag.
+    """
+    known = {holder.name for holder in _HOLDERS}
+    for name, value in defaults.items():
+        if name not in known:
+            raise ValueError(f"{name!r} is not a shared flag; shared flags are {sorted(known)}")
+        flags.FLAGS.set_default(name, value)
+
+
+_HOLDERS = (
+    DATASET,
+    TRAIN_SIZE,
+    EPOCHS,
+    TEACHER_EPOCHS,
+    BATCH_SIZE,
+    LEARNING_RATE,
+    TEMPERATURE,
+    ALPHA,
+    SEED,
+    SEEDS,
+    TEACHER_WIDTH,
+    STUDENT_WIDTH,
+    MODEL,
+    RUNS,
+    OUTPUT_DIR,
+    VERBOSE,
+)

@@ -1,0 +1,111 @@
+r"""Exports a saved student to a .tflite file for a target and verifies the file.
+
+    python -m examples.distill                       # writes keras_kd_runs/distill/student.keras
+    python -m examples.export --model=keras_kd_runs/distill/student.keras --target=watch
+
+Writes ``<output_dir>/student_<target>.tflite`` (for ``watch`` also ``model_data.cc`` and
+``model_data.h`` for TensorFlow Lite Micro firmware), runs it in the LiteRT interpreter on the
+dataset's test split, prints the report, and saves it as ``<output_dir>/report_<target>.json``.
+The representative data for the int8 targets is drawn from the training split. The last line of
+output is the report as one JSON object (``keras_kd.export.verify``'s fields plus ``target``,
+``keras_accuracy``, ``tflite_path`` and, for ``watch``, ``c_source`` and ``c_header``).
+"""
+
+import json
+import os
+import sys
+
+from absl import app, flags, logging
+
+import keras_kd as kd
+from examples import common_flags
+from keras_kd import export, keras
+
+common_flags.set_defaults(model=None, dataset="digits", output_dir="keras_kd_runs/export", runs=50)
+
+_TARGET = flags.DEFINE_enum("target", "watch", list(export.TARGETS), "Deployment target.")
+_SIZE_BUDGET_BYTES = flags.DEFINE_integer(
+    "size_budget_bytes",
+    0,
+    "Largest allowed .tflite size in bytes; 0: the target's default.",
+    lower_bound=0,
+)
+
+flags.mark_flag_as_required("model")
+
+
+def _load_model(path):
+    try:
+        return keras.models.load_model(path, compile=False)
+    except (ValueError, TypeError):
+        # A quantization-aware student needs tfmot's custom objects (and its h5 or SavedModel form).
+        import tensorflow_model_optimization as tfmot
+
+        with tfmot.quantization.keras.quantize_scope():
+            return keras.models.load_model(path, compile=False)
+
+
+def run(
+    model,
+    target="watch",
+    dataset="digits",
+    output_dir="keras_kd_runs/export",
+    size_budget_bytes=None,
+    runs=50,
+):
+    """Exports ``model`` (a path or keras.Model) for ``target``; returns the report (module doc)."""
+    (x_train, _), (x_test, y_test) = kd.data.load(dataset)
+    if not isinstance(model, keras.Model):
+        model = _load_model(model)
+    os.makedirs(output_dir, exist_ok=True)
+    path = os.path.join(output_dir, f"student_{target}.tflite")
+    logging.info("Converting %s for target %s", model.name, target)
+    export.to_tflite(
+        model, path, target=target, representative_data=x_train, size_budget_bytes=size_budget_bytes
+    )
+    report = export.verify(path, x_test, y_test, keras_model=model, runs=runs)
+    keras_predictions = model.predict(x_test, batch_size=256, verbose=0).argmax(axis=1)
+    report = {
+        "target": target,
+        "keras_accuracy": float((keras_predictions == y_test).mean()),
+        **report,
+        "tflite_path": os.path.abspath(path),
+    }
+    if target == "watch":
+        cc_path, h_path = export.to_c_array(path, output_dir)
+        report["c_source"], report["c_header"] = os.path.abspath(cc_path), os.path.abspath(h_path)
+    with open(os.path.join(output_dir, f"report_{target}.json"), "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2)
+    return report
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    try:
+        report = run(
+            model=common_flags.MODEL.value,
+            target=_TARGET.value,
+            dataset=common_flags.DATASET.value,
+            output_dir=common_flags.OUTPUT_DIR.value,
+            size_budget_bytes=_SIZE_BUDGET_BYTES.value or None,
+            runs=common_flags.RUNS.value,
+        )
+    except export.ExportError as error:
+        sys.exit(f"export failed: {error}")
+    latency = ", ".join(f"{t} thread(s) {ms:.3f} ms" for t, ms in report["latency_ms"].items())
+    print(f"target {report['target']}: {report['tflite_path']}")
+    print(
+        f"accuracy {report['accuracy']:.4f} (Keras {report['keras_accuracy']:.4f}), "
+        f"agreement {report['agreement']:.4f}"
+    )
+    print(
+        f"size {report['bytes']:,} bytes ({report['gzip_bytes']:,} gzipped), "
+        f"arena ~{report['arena_bytes']:,} bytes"
+    )
+    print(f"latency per example: {latency}")
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    app.run(main)

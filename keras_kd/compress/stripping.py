@@ -1,0 +1,81 @@
+"""What a compressed model needs while it trains (callbacks) and after (removing the wrappers)."""
+
+import keras_kd._compat  # noqa: F401  (sets up tf_keras before tfmot)
+from keras_kd.compress import _common
+
+import tensorflow_model_optimization as tfmot  # noqa: E402  (after _compat: tfmot needs tf_keras)
+
+
+def training_callbacks(model, log_dir=None):
+    """Returns the Keras callbacks that training ``model`` needs because of its tfmot wrappers.
+
+    A model with pruning wrappers (from ``keras_kd.compress.prune``) needs
+    ``tfmot.sparsity.keras.UpdatePruningStep`` to advance the pruning schedule and apply the masks;
+    with ``log_dir`` it also gets ``PruningSummaries`` (sparsity per layer for TensorBoard).
+    ``keras_kd.Distiller.fit`` calls this on its student and adds what is missing, so only callers
+    of plain ``keras.Model.fit`` need it. ``PruningSummaries`` needs the ``tensorboard`` package.
+
+    Paper: Zhu & Gupta (2017), "To prune, or not to prune: exploring the efficacy of pruning for
+    model compression" (the gradual pruning schedule these callbacks drive).
+
+    Args:
+        model: A Keras model, compressed or not.
+        log_dir: TensorBoard log directory for the pruning summaries, or ``None``.
+
+    Returns:
+        A list of callbacks, empty when the model has no pruning wrapper.
+
+    Example:
+        >>> model.fit(x, y, epochs=2, callbacks=training_callbacks(model))
+    """
+    if not _common.has_wrapper(model, _common.PruneLowMagnitude):
+        return []
+    callbacks = [tfmot.sparsity.keras.UpdatePruningStep()]
+    if log_dir is not None:
+        callbacks.append(tfmot.sparsity.keras.PruningSummaries(log_dir=str(log_dir)))
+    return callbacks
+
+
+def strip(model):
+    """Returns a copy of ``model`` without pruning or clustering wrappers, ready to save and export.
+
+    Pruning wrappers are replaced by their layers holding the pruned (zeroed) kernels
+    (``strip_pruning``), clustering wrappers by their layers holding the clustered kernels
+    (``strip_clustering``), and the training-only variables of cluster-preserving QAT are dropped
+    (``strip_clustering_cqat``). Quantization-aware training wrappers (from
+    ``keras_kd.compress.quantize``) are kept on purpose: the TFLite converter reads the ranges
+    they learned to produce the int8 model. Such a model saves to ``.h5`` and loads inside
+    ``tfmot.quantization.keras.quantize_scope()`` (tf_keras 2.21 cannot reload tfmot's
+    ``QuantizeLayer`` from the ``.keras`` format); every other stripped model is a plain Keras model
+    that saves and loads in any format.
+
+    Paper: Han, Mao & Dally (2016), "Deep Compression: Compressing Deep Neural Networks with
+    Pruning, Trained Quantization and Huffman Coding" (pruned and shared weights, stored plainly).
+
+    Args:
+        model: A Keras model, compressed or not. It is not changed.
+
+    Returns:
+        A new model with the same weights values and no pruning or clustering wrappers.
+
+    Raises:
+        TypeError: If ``model`` is not a Keras model.
+        ValueError: If it is a subclassed model (tfmot strips Sequential and functional models).
+
+    Example:
+        >>> plain = strip(pruned)
+        >>> plain.save("student.keras")
+    """
+    _common.check_model(model, "strip")
+    with _common.scopes():
+        stripped = tfmot.sparsity.keras.strip_pruning(model)
+        if _common.has_wrapper(stripped, _common.ClusterWeights):
+            stripped = tfmot.clustering.keras.strip_clustering(stripped)
+        if _common.has_wrapper(stripped, _common.QuantizeWrapper):
+            stripped = tfmot.experimental.combine.strip_clustering_cqat(stripped)
+    return _common.copy_model(stripped)
+
+
+def is_quantized(model):
+    """True when ``model`` carries quantization-aware training wrappers (see ``strip``)."""
+    return _common.has_wrapper(model, _common.QuantizeWrapper)

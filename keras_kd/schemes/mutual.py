@@ -1,0 +1,316 @@
+"""Deep mutual learning: a cohort of students that teach each other while they train together."""
+
+import typing
+
+from keras_kd._checks import check_alpha, check_from_logits
+from keras_kd._compat import keras, tf
+from keras_kd.losses.base import validate_positive
+from keras_kd.losses.logits import LogitsKD
+from keras_kd.schemes import _training
+
+PEER_TARGETS = ("each", "mean")
+
+
+@keras.utils.register_keras_serializable(package="keras_kd")
+class MutualLearner(keras.Model):
+    """Trains a cohort of models together, each from the labels and from the others' predictions.
+
+    Each step runs every cohort model once on the batch and minimizes, for each model ``k``,
+
+        loss_k = alpha * hard_loss(y, logits_k) + (1 - alpha) * mimicry_k + regularization_k
+
+    where ``mimicry_k`` is, with ``peer_target="each"`` (the paper's cohort loss), the mean over the
+    other models ``l`` of ``KL(p_l || p_k)``, or with ``peer_target="mean"`` (the paper's ensemble
+    variant) ``KL(mean_l p_l || p_k)``; ``p`` are softmax outputs at ``temperature`` and each KL is
+    multiplied by ``temperature**2`` (as ``keras_kd.losses.LogitsKD``). The peers' predictions are
+    targets: no gradient flows through them, so the gradient of the summed loss with respect to
+    model ``k``'s weights is the gradient of ``loss_k``. All models update at once from the same
+    step's predictions, with one optimizer over all their variables (Adam and the like keep
+    per-variable state, so this equals one optimizer per model). The paper's Algorithm 1
+    recomputes each model's predictions between the updates; the simultaneous update is the common
+    implementation and runs each model once per step. With the default ``alpha=0.5`` and
+    ``temperature=1`` the loss is the paper's ``CE + KL`` halved.
+
+    ``fit`` and ``evaluate`` report ``loss`` (the sum over models) and, per model ``i``,
+    ``model{i}_loss``, ``model{i}_hard_loss``, ``model{i}_mimicry`` and ``model{i}_accuracy``
+    (``evaluate`` reports the hard loss and accuracy only). ``call`` returns the list of the
+    cohort's logits.
+
+    Paper: Zhang, Xiang, Hospedales & Lu (2018), "Deep Mutual Learning".
+
+    Args:
+        models: Two or more built Keras models that output logits over the same classes.
+        alpha: Weight of the hard-label loss, in [0, 1]; the mimicry loss gets ``1 - alpha``.
+        temperature: Softening temperature > 0 of the predictions compared (1 in the paper).
+        peer_target: ``"each"`` (mean of the KL terms to each peer) or ``"mean"`` (KL to the mean of
+            the peers' probabilities). Equal for a cohort of two.
+        **kwargs: Passed to ``keras.Model`` (``name``).
+
+    Raises:
+        ValueError: If there are fewer than two models, a model is unbuilt or repeated, output
+            shapes differ (models and shapes named), or an argument is out of range.
+        TypeError: If a model is not a ``keras.Model``.
+
+    Example:
+        >>> learner = MutualLearner([make_student(), make_student()])
+        >>> learner.compile(optimizer="adam",
+        ...     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        >>> history = learner.fit(x_train, y_train, epochs=5)
+    """
+
+    def __init__(self, models, alpha=0.5, temperature=1.0, peer_target="each", **kwargs):
+        kwargs.setdefault("name", "mutual_learner")
+        super().__init__(**kwargs)
+        models = check_cohort(models)
+        self.cohort = models
+        self.alpha = check_alpha(alpha)
+        self.temperature = validate_positive("temperature", temperature)
+        if peer_target not in PEER_TARGETS:
+            raise ValueError(
+                f"peer_target must be one of {PEER_TARGETS}, received: peer_target={peer_target!r}"
+            )
+        self.peer_target = peer_target
+        self._kl = LogitsKD(self.temperature, name="mimicry")
+        self._hard_loss_fn = None
+        self._trackers = {"loss": keras.metrics.Mean(name="loss")}
+        for i in range(len(models)):
+            for part in ("loss", "hard_loss", "mimicry", "accuracy"):
+                self._trackers[f"model{i}_{part}"] = keras.metrics.Mean(name=f"model{i}_{part}")
+        self.built = True
+
+    @property
+    def metrics(self):
+        return list(self._trackers.values())
+
+    def compile(self, optimizer="rmsprop", loss=None, **kwargs):
+        """Configures training; ``loss`` is the hard-label loss on logits.
+
+        Args:
+            optimizer: A Keras optimizer or its name; one optimizer updates every cohort model.
+            loss: The hard-label loss, default ``SparseCategoricalCrossentropy(from_logits=True)``.
+            **kwargs: Passed to ``keras.Model.compile`` (``jit_compile``, ``steps_per_execution``).
+                ``metrics`` is not accepted: each model's accuracy is always reported.
+
+        Raises:
+            ValueError: If ``loss`` expects probabilities, or ``metrics`` is given.
+        """
+        if loss is None:
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        check_from_logits(loss)
+        if kwargs.get("metrics"):
+            raise ValueError(
+                "MutualLearner reports each model's accuracy itself and takes no other metrics, "
+                f"received: metrics={kwargs['metrics']!r}"
+            )
+        kwargs.pop("metrics", None)
+        super().compile(optimizer=optimizer, loss=loss, **kwargs)
+        loss = keras.losses.get(loss)
+        # Loss objects reduce over the batch (and refuse to under a distribution strategy outside
+        # Keras's own loop); their ``call`` gives per-example values, which this model averages.
+        self._hard_loss_fn = loss.call if isinstance(loss, keras.losses.Loss) else loss
+
+    def compile_from_config(self, config):
+        """Recompiles from ``get_compile_config()`` when a saved learner is loaded."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        self.optimizer.build(self._cohort_variables())
+
+    def call(self, inputs, training=None):
+        return [model(inputs, training=training) for model in self.cohort]
+
+    def cohort_losses(self, y, logits, sample_weight=None):
+        """Per-model ``(hard_loss, mimicry)`` scalars for the cohort's ``logits`` on labels ``y``.
+
+        Args:
+            y: Labels, as the hard-label loss expects them.
+            logits: One logits tensor per cohort model.
+            sample_weight: Optional per-example weights of the hard loss.
+
+        Returns:
+            A list of ``(hard_loss, mimicry)`` pairs of float32 scalars, one per model.
+        """
+        targets = [tf.stop_gradient(tf.cast(z, tf.float32)) for z in logits]
+        result = []
+        for k, own in enumerate(logits):
+            own = tf.cast(own, tf.float32)
+            peers = [t for i, t in enumerate(targets) if i != k]
+            if self.peer_target == "each":
+                mimicry = tf.add_n([self._kl(peer, own) for peer in peers]) / len(peers)
+            else:
+                mimicry = self._kl(_log_mean_probabilities(peers, self.temperature), own)
+            result.append((self._hard_loss(y, own, sample_weight), mimicry))
+        return result
+
+    def _hard_loss(self, y, logits, sample_weight):
+        per_example = tf.cast(self._hard_loss_fn(y, logits), tf.float32)
+        per_example = tf.reshape(per_example, [tf.shape(logits)[0], -1])
+        per_example = tf.reduce_mean(per_example, axis=-1)
+        if sample_weight is None:
+            return tf.reduce_mean(per_example)
+        weights = tf.cast(tf.reshape(sample_weight, [-1]), tf.float32)
+        return tf.reduce_sum(per_example * weights) / tf.cast(tf.shape(per_example)[0], tf.float32)
+
+    def _cohort_variables(self):
+        return [v for model in self.cohort for v in model.trainable_variables]
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        with tf.GradientTape() as tape:
+            logits = [model(x, training=True) for model in self.cohort]
+            parts = self.cohort_losses(y, logits, sample_weight)
+            totals = []
+            for model, (hard, mimicry) in zip(self.cohort, parts):
+                total = self.alpha * hard + (1.0 - self.alpha) * mimicry
+                if model.losses:
+                    total += tf.cast(tf.add_n(model.losses), tf.float32)
+                totals.append(total)
+            summed = tf.add_n(totals)
+            scaled = summed / replicas
+        self.optimizer.minimize(scaled, self._cohort_variables(), tape=tape)
+        batch = tf.cast(tf.shape(logits[0])[0], tf.float32)
+        self._trackers["loss"].update_state(summed, sample_weight=batch)
+        for i, (total, (hard, mimicry), z) in enumerate(zip(totals, parts, logits)):
+            self._trackers[f"model{i}_loss"].update_state(total, sample_weight=batch)
+            self._trackers[f"model{i}_hard_loss"].update_state(hard, sample_weight=batch)
+            self._trackers[f"model{i}_mimicry"].update_state(mimicry, sample_weight=batch)
+            self._trackers[f"model{i}_accuracy"].update_state(_correct(y, z))
+        return {name: tracker.result() for name, tracker in self._trackers.items()}
+
+    def test_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        logits = [model(x, training=False) for model in self.cohort]
+        logs = {}
+        hards = [self._hard_loss(y, tf.cast(z, tf.float32), sample_weight) for z in logits]
+        batch = tf.cast(tf.shape(logits[0])[0], tf.float32)
+        self._trackers["loss"].update_state(tf.add_n(hards), sample_weight=batch)
+        logs["loss"] = self._trackers["loss"].result()
+        for i, (hard, z) in enumerate(zip(hards, logits)):
+            for part, value, weight in (
+                ("hard_loss", hard, batch),
+                ("accuracy", _correct(y, z), None),
+            ):
+                tracker = self._trackers[f"model{i}_{part}"]
+                tracker.update_state(value, sample_weight=weight)
+                logs[tracker.name] = tracker.result()
+        return logs
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "models": [keras.saving.serialize_keras_object(m) for m in self.cohort],
+            "alpha": self.alpha,
+            "temperature": self.temperature,
+            "peer_target": self.peer_target,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        config["models"] = [
+            keras.saving.deserialize_keras_object(m, custom_objects=custom_objects)
+            for m in config["models"]
+        ]
+        return cls(**config)
+
+
+class MutualResult(typing.NamedTuple):
+    """What ``mutual_learning`` returns.
+
+    Attributes:
+        models: The trained cohort, in the order given.
+        learner: The ``MutualLearner`` that trained them (evaluate it for every model at once).
+        history: ``fit``'s ``History.history``: per-epoch ``loss`` and ``model{i}_loss``,
+            ``model{i}_hard_loss``, ``model{i}_mimicry``, ``model{i}_accuracy`` (``val_`` too).
+    """
+
+    models: list
+    learner: MutualLearner
+    history: dict
+
+
+def mutual_learning(
+    models,
+    train,
+    *,
+    alpha=0.5,
+    temperature=1.0,
+    peer_target="each",
+    epochs=10,
+    optimizer="adam",
+    loss=None,
+    batch_size=64,
+    validation_data=None,
+    callbacks=None,
+    verbose=0,
+):
+    """Deep mutual learning: trains a cohort of two or more models together in one training loop.
+
+    See ``MutualLearner`` for the loss. Each model's weights are updated in place.
+
+    Paper: Zhang, Xiang, Hospedales & Lu (2018), "Deep Mutual Learning".
+
+    Args:
+        models: Two or more built Keras models that output logits over the same classes.
+        train: A ``tf.data.Dataset`` of ``(x, y)`` batches or an ``(x, y)`` tuple of arrays.
+        alpha: Weight of the hard-label loss in [0, 1]; the mimicry loss gets ``1 - alpha``.
+        temperature: Softening temperature > 0 (1, plain softmax, in the paper).
+        peer_target: ``"each"`` or ``"mean"`` (see ``MutualLearner``).
+        epochs, optimizer, loss, batch_size, validation_data, callbacks, verbose: The common
+            training arguments (see ``keras_kd.schemes``). One optimizer updates all models.
+
+    Returns:
+        A ``MutualResult`` ``(models, learner, history)``.
+
+    Raises:
+        ValueError: For an empty cohort, fewer than two models, mismatched output shapes, or any
+            malformed argument; always before training.
+
+    Example:
+        >>> result = mutual_learning([make_student(), make_student()], (x_train, y_train), epochs=5)
+        >>> result.history["model0_accuracy"][-1]
+    """
+    run = _training.settings(
+        train, epochs, optimizer, loss, batch_size, validation_data, callbacks, verbose
+    )
+    learner = MutualLearner(models, alpha=alpha, temperature=temperature, peer_target=peer_target)
+    learner.compile(optimizer=run.new_optimizer(), loss=run.loss)
+    history = run.fit(learner)
+    return MutualResult(list(learner.cohort), learner, history)
+
+
+def check_cohort(models):
+    """Returns ``models`` as a list after checking it is a valid cohort (see ``MutualLearner``)."""
+    if isinstance(models, keras.Model) or models is None:
+        raise ValueError(
+            f"models must be a list of two or more Keras models, received: models={models!r}"
+        )
+    models = list(models)
+    if not models:
+        raise ValueError(
+            "models must hold two or more Keras models, received an empty cohort: models=[]"
+        )
+    if len(models) < 2:
+        raise ValueError(
+            "models must hold two or more Keras models (a cohort learns from its peers), "
+            "received 1: "
+            f"models=[{models[0].name if isinstance(models[0], keras.Model) else models[0]!r}]"
+        )
+    _training.check_models("models", [(None, m) for m in models])
+    return models
+
+
+def _log_mean_probabilities(logits, temperature):
+    """Log of the mean softmax(logits / T), times T: logits whose softmax at T is that mean."""
+    log_probs = tf.stack([tf.nn.log_softmax(z / temperature, axis=-1) for z in logits])
+    count = tf.cast(len(logits), tf.float32)
+    return (tf.reduce_logsumexp(log_probs, axis=0) - tf.math.log(count)) * temperature
+
+
+def _correct(y, logits):
+    """Per-example 1.0/0.0 top-1 correctness for sparse or one-hot ``y``."""
+    predicted = tf.argmax(logits, axis=-1, output_type=tf.int64)
+    if y.shape.rank == logits.shape.rank and y.shape[-1] == logits.shape[-1] != 1:
+        labels = tf.argmax(y, axis=-1, output_type=tf.int64)
+    else:
+        labels = tf.reshape(tf.cast(y, tf.int64), tf.shape(predicted))
+    return tf.cast(tf.equal(predicted, labels), tf.float32)

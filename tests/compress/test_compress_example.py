@@ -1,0 +1,70 @@
+"""Tests of examples/compress.py: its run() report, its argument checks and its command line."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from absl import app, flags
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_compress_run_reports_a_smaller_student(tmp_path):
+    from examples import compress as example
+
+    report = example.run(
+        methods=["units", "cluster"],
+        train_size=128,
+        epochs=1,
+        finetune_epochs=1,
+        teacher_epochs=1,
+        teacher_width=4,
+        student_width=8,
+        clusters=4,
+        output_dir=str(tmp_path),
+        tflite=False,
+    )
+    small, full = report["compressed"], report["float"]
+    assert small["name"] == "units_cluster"
+    assert small["parameters"] < full["parameters"]
+    assert small["gzip_h5_bytes"] < full["gzip_h5_bytes"]
+    assert small["latency_ms_batch1"] > 0 and small["keras_speedup_batch256"] > 0
+    assert os.path.isfile(small["path"])
+
+
+@pytest.mark.parametrize("methods", [[], ["prune", "zip"], ["prune", "prune"]])
+def test_compress_run_rejects_bad_methods_before_training(methods, tmp_path):
+    from examples import compress as example
+
+    with pytest.raises(ValueError, match="methods must be distinct names from"):
+        example.run(methods=methods, output_dir=str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    "name, value", [("target_sparsity", "1.5"), ("clusters", "1"), ("finetune_epochs", "0")]
+)
+def test_compress_flags_enforce_their_bounds(name, value):
+    from examples import compress as example  # noqa: F401  (declares the flags)
+
+    with pytest.raises(flags.IllegalFlagValueError):
+        flags.FLAGS[name].parse(value)
+
+
+def test_compress_main_rejects_extra_arguments():
+    from examples import compress as example
+
+    with pytest.raises(app.UsageError, match="unexpected arguments"):
+        example.main(["compress", "extra"])
+
+
+def test_compress_command_line_rejects_unknown_methods_without_a_traceback():
+    done = subprocess.run(
+        [sys.executable, "-m", "examples.compress", "--methods=prune,zip"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode != 0
+    assert "--methods must be a comma list" in done.stderr and "Traceback" not in done.stderr

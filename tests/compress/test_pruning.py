@@ -1,0 +1,194 @@
+"""Tests of keras_kd.compress.prune and training_callbacks, and Distiller.fit on pruned students."""
+
+import numpy as np
+import pytest
+
+from keras_kd import compress, keras
+from keras_kd.compress import _common
+
+import tensorflow_model_optimization as tfmot  # noqa: E402
+
+# 256 examples / batch 32 = 8 steps per epoch; steps count from 1.
+
+
+@pytest.mark.parametrize(
+    "kwargs, expected, run_eagerly",
+    [
+        ({"target_sparsity": 0.8, "schedule": "constant", "frequency": 4}, 0.8, False),
+        (
+            {
+                "target_sparsity": 0.5,
+                "schedule": "polynomial",
+                "begin_step": 2,
+                "end_step": 10,
+                "frequency": 4,
+            },
+            0.5,
+            True,
+        ),
+    ],
+)
+def test_distiller_fit_reaches_target_sparsity_without_user_callbacks(
+    student, distill, kwargs, expected, run_eagerly
+):
+    pruned = compress.prune(student, **kwargs)
+    distill(pruned, epochs=2, run_eagerly=run_eagerly)
+    measured = compress.sparsity(compress.strip(pruned))
+    for name in ("s_block1", "s_block2", "s_logits"):
+        assert measured[name] == pytest.approx(expected, abs=0.02)
+
+
+def test_m_by_n_prunes_two_of_every_four_consecutive_weights(student, distill):
+    pruned = compress.prune(
+        student, None, schedule="constant", frequency=1, m_by_n=(2, 4), layers=["s_block2"]
+    )
+    distill(pruned)
+    kernel = compress.strip(pruned).get_layer("s_block2").kernel.numpy()
+    groups = np.moveaxis(kernel, 2, -1).reshape(-1, 4)  # tfmot groups 4 consecutive input channels
+    assert np.all(np.sum(groups == 0, axis=1) >= 2)
+
+
+def test_prune_wraps_only_the_named_layers_and_leaves_the_original_untouched(student):
+    before = student.get_weights()
+    pruned = compress.prune(student, 0.5, schedule="constant", layers=["s_logits"])
+    wrapped = [
+        layer.layer.name for layer in pruned.layers if isinstance(layer, _common.PruneLowMagnitude)
+    ]
+    assert wrapped == ["s_logits"]
+    assert not any(a is b for a in pruned.layers for b in student.layers)
+    assert all(np.array_equal(a, b) for a, b in zip(before, student.get_weights()))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"target_sparsity": 1.0, "schedule": "constant"}, "target_sparsity must be a number in"),
+        ({"target_sparsity": -0.1, "schedule": "constant"}, "target_sparsity must be a number in"),
+        ({"target_sparsity": 0.5, "schedule": "cubic"}, "schedule must be one of"),
+        ({"target_sparsity": 0.5}, "needs end_step"),
+        ({"target_sparsity": 0.5, "end_step": 150, "frequency": 100}, "multiple of frequency"),
+        (
+            {"target_sparsity": 0.5, "begin_step": 5, "end_step": 5},
+            "end_step must be an integer >= 6",
+        ),
+        (
+            {"target_sparsity": 0.5, "schedule": "constant", "frequency": 0},
+            "frequency must be an integer >= 1",
+        ),
+        ({"target_sparsity": 0.5, "schedule": "constant", "begin_step": -1}, "begin_step must be"),
+        (
+            {"target_sparsity": 0.3, "schedule": "constant", "m_by_n": (2, 4)},
+            "pass target_sparsity=None or 0.5",
+        ),
+        (
+            {"target_sparsity": None, "schedule": "constant", "m_by_n": (4, 2)},
+            "m_by_n must be a pair",
+        ),
+        (
+            {"target_sparsity": 0.5, "schedule": "constant", "layers": ["nope"]},
+            r"unknown layers \['nope'\]",
+        ),
+    ],
+)
+def test_prune_rejects_bad_arguments(student, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        compress.prune(student, **kwargs)
+
+
+@keras.utils.register_keras_serializable(package="keras_kd_tests")
+class Scale(keras.layers.Layer):
+    """A custom layer with a weight, which tfmot cannot wrap."""
+
+    def build(self, input_shape):
+        self.scale = self.add_weight(name="scale", shape=(input_shape[-1],), initializer="ones")
+
+    def call(self, inputs):
+        return inputs * self.scale
+
+
+def _model_with_custom_layer():
+    inputs = keras.Input((6,))
+    x = keras.layers.Dense(4, name="hidden")(inputs)
+    x = Scale(name="scale")(x)
+    return keras.Model(inputs, keras.layers.Dense(3, name="out")(x))
+
+
+def test_prune_names_a_layer_tfmot_cannot_wrap_and_the_way_around():
+    with pytest.raises(
+        ValueError, match=r"'scale' \(Scale\).*layers=\['hidden', 'out'\].*PrunableLayer"
+    ):
+        compress.prune(_model_with_custom_layer(), 0.5, schedule="constant")
+    pruned = compress.prune(
+        _model_with_custom_layer(), 0.5, schedule="constant", layers=["hidden", "out"]
+    )
+    assert isinstance(pruned.get_layer("scale"), Scale)
+
+
+def test_training_callbacks_depend_on_the_wrappers(student, tmp_path):
+    assert compress.training_callbacks(student) == []
+    pruned = compress.prune(student, 0.5, schedule="constant")
+    kinds = [type(c) for c in compress.training_callbacks(pruned, log_dir=str(tmp_path))]
+    assert kinds == [tfmot.sparsity.keras.UpdatePruningStep, tfmot.sparsity.keras.PruningSummaries]
+
+
+class _QuietBoard(keras.callbacks.TensorBoard):
+    """A TensorBoard callback that writes nothing (the tensorboard package is optional)."""
+
+    def set_model(self, model):
+        self.model = model
+
+    def on_train_begin(self, logs=None):
+        pass
+
+    def on_train_end(self, logs=None):
+        pass
+
+    def on_epoch_begin(self, epoch, logs=None):
+        pass
+
+    def on_epoch_end(self, epoch, logs=None):
+        pass
+
+    def on_train_batch_begin(self, batch, logs=None):
+        pass
+
+    def on_train_batch_end(self, batch, logs=None):
+        pass
+
+
+def test_distiller_fit_keeps_the_users_callback_and_adds_summaries_for_tensorboard(
+    student, distill, tmp_path, monkeypatch
+):
+    summaries = []
+
+    class RecordingSummaries(keras.callbacks.Callback):
+        def __init__(self, log_dir):
+            super().__init__()
+            self.log_dir, self.epochs = log_dir, 0
+            summaries.append(self)
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.epochs += 1
+
+    monkeypatch.setattr(tfmot.sparsity.keras, "PruningSummaries", RecordingSummaries)
+    pruned = compress.prune(student, 0.5, schedule="constant", frequency=2)
+    mine = tfmot.sparsity.keras.UpdatePruningStep()
+    distill(pruned, callbacks=[mine, _QuietBoard(log_dir=str(tmp_path))])
+    wrappers = [layer for layer in pruned.layers if isinstance(layer, _common.PruneLowMagnitude)]
+    assert (
+        mine.prunable_layers == wrappers
+    )  # the user's instance did the work, no second one was added
+    assert [(s.log_dir, s.epochs) for s in summaries] == [(str(tmp_path), 1)]
+    assert compress.sparsity(compress.strip(pruned))["total"] == pytest.approx(0.5, abs=0.02)
+
+
+def test_plain_fit_without_the_callback_fails_and_with_it_prunes(student, small_digits):
+    x, y = small_digits
+    pruned = compress.prune(student, 0.5, schedule="constant", frequency=2)
+    pruned.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    with pytest.raises(Exception, match="UpdatePruningStep"):
+        pruned.fit(x, y, epochs=1, verbose=0)
+    pruned.fit(
+        x, y, epochs=1, batch_size=32, verbose=0, callbacks=compress.training_callbacks(pruned)
+    )
+    assert compress.sparsity(compress.strip(pruned))["total"] == pytest.approx(0.5, abs=0.02)
