@@ -1,13 +1,13 @@
 r"""Distills a student, compresses it with keras_kd.compress while it keeps distilling, and reports.
 
-    python -m examples.compress --methods=prune
-    python -m examples.compress --methods=units,prune,qat \
+    python -m examples.compress --compression=prune
+    python -m examples.compress --compression=units,prune,qat \
         --dataset=idx:/usr/share/datasets/fashion-mnist
     python -m examples.compress --benchmark --dataset=idx:/usr/share/datasets/fashion-mnist \
         --train_size=8000 --epochs=6 --finetune_epochs=3 --teacher_epochs=4
 
-One run: teacher -> distilled float student -> each of ``--methods`` in a fixed order (slim, units,
-prune, cluster, qat; every step starts from the previous model and fine-tunes it for
+One run: teacher -> distilled float student -> each of ``--compression`` in a fixed order (slim,
+units, prune, cluster, qat; every step starts from the previous model and fine-tunes it for
 ``--finetune_epochs`` by distillation, or on the labels alone with ``--nodistill``) -> strip ->
 report. ``slim`` is ``depthwise_separable`` followed by ``low_rank``; ``prune`` then ``qat`` uses
 pruning-preserving QAT and ``cluster`` then ``qat`` cluster-preserving QAT.
@@ -60,7 +60,7 @@ common_flags.set_defaults(
     verbose="0",
 )
 _METHODS = flags.DEFINE_list(
-    "methods", ["prune"], f"Comma list of compression methods from {list(METHODS)}."
+    "compression", ["prune"], f"Comma list of compression methods from {list(METHODS)}."
 )
 _BENCHMARK = flags.DEFINE_bool("benchmark", False, "Run the README table instead of one pipeline.")
 _DISTILL = flags.DEFINE_bool(
@@ -90,9 +90,9 @@ def valid_methods(methods):
 
 
 flags.register_validator(
-    "methods",
+    "compression",
     valid_methods,
-    message=f"--methods must be a comma list of distinct names from {list(METHODS)}",
+    message=f"--compression must be a comma list of distinct names from {list(METHODS)}",
 )
 
 # Run in a subprocess: TFLiteConverter.convert() leaks memory in TF 2.21.
@@ -304,7 +304,8 @@ def run(
     """Teacher -> float student -> ``methods`` -> strip; returns the report (see module doc)."""
     if not valid_methods(list(methods)):
         raise ValueError(
-            f"methods must be distinct names from {list(METHODS)}, received: methods={list(methods)}"
+            f"methods must be distinct names from {list(METHODS)}, "
+            f"received: methods={list(methods)}"
         )
     os.makedirs(output_dir, exist_ok=True)
     (x, y), (x_test, y_test), classes, teacher, teacher_acc = _setup(

@@ -52,7 +52,16 @@ def test_distill_command_line_ends_with_json(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "flag", ["--epochs=0", "--alpha=2", "--verbose=5", "--dataset=cifar", "--method=magic", "--pairs=a:b,c", "extra_argument"]
+    "flag",
+    [
+        "--epochs=0",
+        "--alpha=2",
+        "--verbose=5",
+        "--dataset=cifar",
+        "--method=magic",
+        "--pairs=a:b,c",
+        "extra_argument",
+    ],
 )
 def test_distill_rejects_bad_flags_without_training(flag):
     done = _run_script("examples.distill", flag)
@@ -145,3 +154,22 @@ def test_parse_pairs_refuses_malformed_items():
     assert parse_pairs("a:b,c:d") == [("a", "b"), ("c", "d")]
     with pytest.raises(ValueError, match="teacher_layer:student_layer"):
         parse_pairs("a:b,c")
+
+
+def test_benchmark_run_writes_the_table(tmp_path):
+    from examples import benchmark
+
+    result = benchmark.run(
+        dataset="digits",
+        train_size=256,
+        epochs=1,
+        teacher_epochs=1,
+        seeds=1,
+        method_names=["kd", "at"],
+        output_dir=str(tmp_path),
+    )
+    assert set(result["rows"]) == {"scratch", "kd", "at"}
+    assert all(len(row["accuracy"]) == 1 for row in result["rows"].values())
+    table = (tmp_path / "benchmark.md").read_text()
+    assert "| at |" in table and "beats scratch" in table
+    assert json.loads((tmp_path / "benchmark.json").read_text())["train_size"] == 256

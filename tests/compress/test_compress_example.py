@@ -60,11 +60,11 @@ def test_compress_main_rejects_extra_arguments():
 
 def test_compress_command_line_rejects_unknown_methods_without_a_traceback():
     done = subprocess.run(
-        [sys.executable, "-m", "examples.compress", "--methods=prune,zip"],
+        [sys.executable, "-m", "examples.compress", "--compression=prune,zip"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode != 0
-    assert "--methods must be a comma list" in done.stderr and "Traceback" not in done.stderr
+    assert "--compression must be a comma list" in done.stderr and "Traceback" not in done.stderr

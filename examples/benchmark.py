@@ -1,0 +1,185 @@
+r"""Compares distillation methods on one teacher/student pair: equal epochs, several seeds.
+
+    python -m examples.benchmark --dataset=idx:/usr/share/datasets/fashion-mnist --train_size=5000
+
+For every seed the example student (``examples/models.py``) starts from the same initial weights in
+every row and trains ``--epochs`` epochs: from scratch, and by each method of ``--methods``
+(``examples/methods.py``: Hinton KD plus the method's own loss). The teacher, the example CNN,
+trains once on every training example and is reused for all seeds; ``fsp`` needs equal channel
+counts, so its row distills from a teacher of the student's widths (its accuracy is reported too).
+The student sees ``--train_size`` labeled examples. Writes ``benchmark.json`` and
+``benchmark.md`` to ``--output_dir``, prints the table, and ends with one JSON line.
+"""
+
+import json
+import os
+import time
+
+import numpy as np
+from absl import app, flags, logging
+
+import keras_kd as kd
+from examples import common_flags, methods
+from examples.models import make_student, make_teacher
+from keras_kd import keras
+
+common_flags.set_defaults(
+    dataset="idx:/usr/share/datasets/fashion-mnist",
+    train_size=5000,
+    epochs=10,
+    teacher_epochs=10,
+    seeds=3,
+    batch_size=128,
+    learning_rate=3e-3,
+    temperature=4.0,
+    alpha=0.1,
+    output_dir="keras_kd_runs/benchmark",
+)
+
+_METHODS = flags.DEFINE_list("methods", list(methods.METHODS), "Methods to compare with scratch.")
+flags.register_validator(
+    "methods",
+    lambda names: set(names) <= set(methods.METHODS),
+    message=f"--methods must be names from {list(methods.METHODS)}",
+)
+
+
+class _EpochSeconds(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def _ce():
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def _teacher(x, y, width, epochs, batch_size, path):
+    """The example CNN teacher, trained as examples/transfer.py trains it (Adam 1e-3, seed 0)."""
+    if os.path.isfile(path):
+        return keras.models.load_model(path)
+    keras.utils.set_random_seed(0)
+    teacher = make_teacher(x.shape[1:], int(y.max()) + 1, width=width)
+    teacher.compile(keras.optimizers.Adam(1e-3), _ce(), metrics=["accuracy"])
+    teacher.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0)
+    teacher.save(path)
+    return teacher
+
+
+def run(
+    dataset="idx:/usr/share/datasets/fashion-mnist",
+    train_size=5000,
+    epochs=10,
+    teacher_epochs=10,
+    seeds=3,
+    batch_size=128,
+    learning_rate=3e-3,
+    temperature=4.0,
+    alpha=0.1,
+    method_names=methods.METHODS,
+    output_dir="keras_kd_runs/benchmark",
+):
+    """Runs scratch and every method for each seed; returns the table as a dict (see module doc)."""
+    (x, y), (x_test, y_test) = kd.data.load(dataset)
+    os.makedirs(output_dir, exist_ok=True)
+    order = np.random.default_rng(0).permutation(len(x))[: train_size or len(x)]
+    x_small, y_small = x[order], y[order]
+    classes = int(max(y.max(), y_test.max())) + 1
+    train_teacher = {"epochs": teacher_epochs, "batch_size": batch_size}
+    teachers = {
+        "default": _teacher(
+            x, y, 64, path=os.path.join(output_dir, "teacher.keras"), **train_teacher
+        )
+    }
+    if "fsp" in method_names:
+        path = os.path.join(output_dir, "teacher_w16.keras")
+        teachers["fsp"] = _teacher(x, y, 16, path=path, **train_teacher)
+    rows = {name: {"accuracy": [], "seconds_per_epoch": []} for name in ["scratch", *method_names]}
+    for seed in range(seeds):
+        keras.utils.set_random_seed(seed + 1)
+        initial = make_student(x.shape[1:], classes)
+        for name in rows:
+            student = keras.models.clone_model(initial)
+            student.set_weights(initial.get_weights())
+            if name == "scratch":
+                model = student
+            else:
+                teacher = teachers.get(name, teachers["default"])
+                model = kd.Distiller(
+                    student, teacher, **methods.make_losses(name, temperature, alpha)
+                )
+            model.compile(keras.optimizers.Adam(learning_rate), _ce(), metrics=["accuracy"])
+            timer = _EpochSeconds()
+            keras.utils.set_random_seed(seed + 2)
+            model.fit(
+                x_small, y_small, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=[timer]
+            )
+            accuracy = float(model.evaluate(x_test, y_test, verbose=0)[1])
+            rows[name]["accuracy"].append(accuracy)
+            rows[name]["seconds_per_epoch"].append(float(np.median(timer.seconds)))
+            logging.info("seed %d %s: %.4f", seed, name, accuracy)
+    teacher_acc = {k: float(t.evaluate(x_test, y_test, verbose=0)[1]) for k, t in teachers.items()}
+    result = {
+        "dataset": dataset,
+        "train_size": len(x_small),
+        "epochs": epochs,
+        "seeds": seeds,
+        "temperature": temperature,
+        "alpha": alpha,
+        "teacher_acc": teacher_acc,
+        "rows": rows,
+    }
+    with open(os.path.join(output_dir, "benchmark.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    with open(os.path.join(output_dir, "benchmark.md"), "w") as f:
+        f.write(markdown(result) + "\n")
+    return result
+
+
+def markdown(result):
+    """Formats ``run``'s result: mean ± std accuracy, seconds per epoch, and the gain over scratch."""
+    scratch = np.mean(result["rows"]["scratch"]["accuracy"])
+    lines = [
+        "| method | test accuracy (mean ± std) | vs scratch | s / epoch | beats scratch |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, row in result["rows"].items():
+        mean, std = np.mean(row["accuracy"]), np.std(row["accuracy"])
+        verdict = "-" if name == "scratch" else ("yes" if mean > scratch else "no")
+        lines.append(
+            f"| {name} | {mean:.4f} ± {std:.4f} | {100 * (mean - scratch):+.1f} pt | "
+            f"{np.mean(row['seconds_per_epoch']):.2f} | {verdict} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    result = run(
+        dataset=common_flags.DATASET.value,
+        train_size=common_flags.TRAIN_SIZE.value,
+        epochs=common_flags.EPOCHS.value,
+        teacher_epochs=common_flags.TEACHER_EPOCHS.value,
+        seeds=common_flags.SEEDS.value,
+        batch_size=common_flags.BATCH_SIZE.value,
+        learning_rate=common_flags.LEARNING_RATE.value,
+        temperature=common_flags.TEMPERATURE.value,
+        alpha=common_flags.ALPHA.value,
+        method_names=_METHODS.value,
+        output_dir=common_flags.OUTPUT_DIR.value,
+    )
+    print(
+        f"teachers {result['teacher_acc']}; {result['train_size']} training examples, {result['epochs']} epochs"
+    )
+    print(markdown(result))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    app.run(main)
