@@ -10,6 +10,8 @@ Example:
     >>> common_flags.DATASET.value
 """
 
+import os
+
 from absl import flags
 
 import keras_kd as kd
@@ -56,6 +58,11 @@ VERBOSE = flags.DEFINE_enum(
 
 flags.register_validator(
     "dataset", kd.data.is_valid_name, message=f"--dataset must be one of {list(kd.data.NAMES)}"
+)
+flags.register_validator(
+    "model",
+    lambda path: path is None or os.path.isfile(path),
+    message="--model must be an existing file",
 )
 
 

@@ -31,8 +31,6 @@ _SIZE_BUDGET_BYTES = flags.DEFINE_integer(
     lower_bound=0,
 )
 
-flags.mark_flag_as_required("model")
-
 
 def _load_model(path):
     try:
@@ -82,6 +80,10 @@ def run(
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if (
+        common_flags.MODEL.value is None
+    ):  # not mark_flag_as_required: --model is shared with other scripts
+        raise app.UsageError("--model is required: a saved Keras model, e.g. --model=student.keras")
     try:
         report = run(
             model=common_flags.MODEL.value,

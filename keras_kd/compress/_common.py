@@ -2,8 +2,6 @@
 
 import contextlib
 
-from keras_kd._compat import keras
-
 import tensorflow_model_optimization as tfmot  # noqa: E402  (after _compat: tfmot needs tf_keras)
 from tensorflow_model_optimization.python.core.clustering.keras.cluster_wrapper import (
     ClusterWeights,
@@ -18,6 +16,8 @@ from tensorflow_model_optimization.python.core.sparsity.keras.prune_registry imp
 from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import (
     PruneLowMagnitude,
 )  # noqa: E402
+
+from keras_kd._compat import keras
 
 __all__ = [
     "ClusterWeights",

@@ -1,11 +1,10 @@
 """Weight clustering (weight sharing) on tensorflow-model-optimization."""
 
 import numpy as np
+import tensorflow_model_optimization as tfmot  # noqa: E402  (after _compat: tfmot needs tf_keras)
 
 from keras_kd._compat import keras
 from keras_kd.compress import _common
-
-import tensorflow_model_optimization as tfmot  # noqa: E402  (after _compat: tfmot needs tf_keras)
 
 _Init = tfmot.clustering.keras.CentroidInitialization
 CENTROID_INITS = {

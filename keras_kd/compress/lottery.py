@@ -7,11 +7,10 @@ caller decides how (a ``keras_kd.Distiller`` fit, a plain ``fit``, ...). The mod
 """
 
 import numpy as np
+import tensorflow_model_optimization as tfmot  # noqa: E402  (after _compat: tfmot needs tf_keras)
 
 from keras_kd._compat import keras, tf
 from keras_kd.compress import _common, pruning, stripping
-
-import tensorflow_model_optimization as tfmot  # noqa: E402  (after _compat: tfmot needs tf_keras)
 
 _REWIND = ("initial", "random")
 

@@ -1,11 +1,10 @@
 """Magnitude pruning on tensorflow-model-optimization, and measuring the sparsity it reaches."""
 
 import numpy as np
+import tensorflow_model_optimization as tfmot  # noqa: E402  (after _compat: tfmot needs tf_keras)
 
 from keras_kd._compat import keras
 from keras_kd.compress import _common
-
-import tensorflow_model_optimization as tfmot  # noqa: E402  (after _compat: tfmot needs tf_keras)
 
 _SCHEDULES = ("polynomial", "constant")
 _KERNEL_NAMES = ("kernel", "depthwise_kernel", "pointwise_kernel")

@@ -1,10 +1,10 @@
 """Quantization-aware training (QAT) on tensorflow-model-optimization, alone or preserving sparsity
 or clusters (tfmot's collaborative optimization)."""
 
+import tensorflow_model_optimization as tfmot  # noqa: E402  (after _compat: tfmot needs tf_keras)
+
 from keras_kd._compat import keras
 from keras_kd.compress import _common, stripping
-
-import tensorflow_model_optimization as tfmot  # noqa: E402  (after _compat: tfmot needs tf_keras)
 
 _PRESERVE = (None, "sparsity", "clusters")
 

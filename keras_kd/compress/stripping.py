@@ -1,9 +1,9 @@
 """What a compressed model needs while it trains (callbacks) and after (removing the wrappers)."""
 
+import tensorflow_model_optimization as tfmot  # noqa: E402  (after _compat: tfmot needs tf_keras)
+
 import keras_kd._compat  # noqa: F401  (sets up tf_keras before tfmot)
 from keras_kd.compress import _common
-
-import tensorflow_model_optimization as tfmot  # noqa: E402  (after _compat: tfmot needs tf_keras)
 
 
 def training_callbacks(model, log_dir=None):

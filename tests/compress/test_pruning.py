@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
+import tensorflow_model_optimization as tfmot  # noqa: E402
 
 from keras_kd import compress, keras
 from keras_kd.compress import _common
-
-import tensorflow_model_optimization as tfmot  # noqa: E402
 
 # 256 examples / batch 32 = 8 steps per epoch; steps count from 1.
 

@@ -2,10 +2,9 @@
 
 import numpy as np
 import pytest
+import tensorflow_model_optimization as tfmot  # noqa: E402
 
 from keras_kd import compress, keras
-
-import tensorflow_model_optimization as tfmot  # noqa: E402
 
 
 def _wrapped_names(model):

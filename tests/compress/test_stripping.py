@@ -7,11 +7,10 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow_model_optimization as tfmot  # noqa: E402
 
 from keras_kd import compress, keras
 from keras_kd.compress import _common
-
-import tensorflow_model_optimization as tfmot  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -107,4 +106,4 @@ def test_stripped_and_qat_models_save_load_and_convert_to_tflite(
 
 def test_strip_rejects_a_non_model():
     with pytest.raises(TypeError, match="strip needs a keras.Model"):
-        compress.strip("model.keras")
+        compress.strip("model.keras")  # noqa: B005 (keras_kd.compress.strip)
