@@ -40,6 +40,9 @@ flags.register_validator(
     "epochs", lambda epochs: epochs >= 2, message="--epochs must be >= 2 (the first is not timed)"
 )
 
+_JIT_COMPILE = flags.DEFINE_bool(
+    "jit_compile", False, "Compile every mode's training step with XLA (the same for all modes)."
+)
 _MODE = flags.DEFINE_enum(
     "mode",
     "all",
@@ -98,7 +101,7 @@ def _loss():
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
-def run_mode(mode, dataset, train_size, epochs, batch_size, seed, work_dir):
+def run_mode(mode, dataset, train_size, epochs, batch_size, seed, work_dir, jit_compile=False):
     """Trains one mode from the saved teacher and initial student; returns its measurements."""
     (x, y), (xt, yt) = _data(dataset, train_size)
     student = keras.models.load_model(os.path.join(work_dir, "student.keras"))
@@ -106,11 +109,15 @@ def run_mode(mode, dataset, train_size, epochs, batch_size, seed, work_dir):
     result = {"mode": mode, "data_rss_mb": _rss_mb()}
     if mode == "student":
         model = student
-        model.compile(keras.optimizers.Adam(3e-3), _loss(), metrics=["accuracy"])
+        model.compile(
+            keras.optimizers.Adam(3e-3), _loss(), metrics=["accuracy"], jit_compile=jit_compile
+        )
     else:
         teacher = keras.models.load_model(os.path.join(work_dir, "teacher.keras"))
         model = kd.Distiller(student, teacher, cache_teacher=(mode == "cached"))
-        model.compile(keras.optimizers.Adam(3e-3), _loss(), metrics=["accuracy"])
+        model.compile(
+            keras.optimizers.Adam(3e-3), _loss(), metrics=["accuracy"], jit_compile=jit_compile
+        )
     if mode == "cached":
         start = time.perf_counter()
         model._teacher_cache.annotate(x, batch_size=max(batch_size, 256))
@@ -123,7 +130,16 @@ def run_mode(mode, dataset, train_size, epochs, batch_size, seed, work_dir):
     return result
 
 
-def run(dataset, train_size=0, epochs=4, batch_size=128, teacher_width=96, student_width=8, seed=0):
+def run(
+    dataset,
+    train_size=0,
+    epochs=4,
+    batch_size=128,
+    teacher_width=96,
+    student_width=8,
+    seed=0,
+    jit_compile=False,
+):
     """Prepares a teacher and a student, measures each mode in a subprocess, returns the summary."""
     (x, y), _ = _data(dataset, train_size)
     classes = int(y.max()) + 1
@@ -137,6 +153,7 @@ def run(dataset, train_size=0, epochs=4, batch_size=128, teacher_width=96, stude
         "teacher_macs": count_macs(teacher),
         "student_macs": count_macs(student),
         "train_examples": len(x),
+        "jit_compile": jit_compile,
     }
     with tempfile.TemporaryDirectory() as work_dir:
         teacher.save(os.path.join(work_dir, "teacher.keras"))
@@ -154,6 +171,7 @@ def run(dataset, train_size=0, epochs=4, batch_size=128, teacher_width=96, stude
                 f"--epochs={epochs}",
                 f"--batch_size={batch_size}",
                 f"--seed={seed}",
+                f"--jit_compile={jit_compile}",
             ]
             done = subprocess.run(command, capture_output=True, text=True, check=False)
             if done.returncode != 0:
@@ -184,6 +202,7 @@ def main(argv):
         "epochs": common_flags.EPOCHS.value,
         "batch_size": common_flags.BATCH_SIZE.value,
         "seed": common_flags.SEED.value,
+        "jit_compile": _JIT_COMPILE.value,
     }
     if _MODE.value != "all":
         print(json.dumps(run_mode(_MODE.value, work_dir=_WORK_DIR.value, **args)))
