@@ -105,3 +105,19 @@ def test_teacher_and_student_receive_the_identical_augmented_batch(digits, augme
 def test_mixing_augment_needs_alpha_zero(teacher, student):
     with pytest.raises(ValueError, match="mixes examples.*alpha=0"):
         kd.Distiller(student, teacher, alpha=0.1, augment=kd.data.MixUp())
+
+
+@pytest.mark.parametrize(
+    "augment", [kd.data.MixUp(0.4), kd.data.CutMix(0.7)], ids=["mixup", "cutmix"]
+)
+def test_distiller_with_a_mixing_layer_saves_and_loads(digits, teacher, student, augment, tmp_path):
+    (x, _), _ = digits
+    distiller = kd.Distiller(student, teacher, alpha=0.0, augment=augment)
+    distiller.compile("adam")
+    distiller.fit(x[:64], epochs=1, verbose=0)
+    distiller.save(tmp_path / "mixing.keras")
+    loaded = keras.models.load_model(tmp_path / "mixing.keras")
+    assert type(loaded.augment) is type(augment) and loaded.augment.alpha == augment.alpha
+    np.testing.assert_allclose(
+        loaded.predict(x[:8], verbose=0), distiller.predict(x[:8], verbose=0), atol=1e-6
+    )
