@@ -141,9 +141,8 @@ class Distiller(keras.Model):
         self._term_trackers = [
             keras.metrics.Mean(name=loss.name) for loss in self.distillation_losses
         ]
-        self.built = (
-            True  # both models are built; nothing of the Distiller's own waits for a first call
-        )
+        # Both models are built; nothing of the Distiller's own waits for a first call.
+        self.built = True
 
     def _prepare_losses(self):
         """Lets each loss check shapes and create its weights (adapters) before training starts."""
@@ -204,9 +203,8 @@ class Distiller(keras.Model):
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         if self.augment is not None:
-            x = self.augment(
-                x, training=True
-            )  # once per batch: teacher and student see the same view
+            # Once per batch: teacher and student see the same view.
+            x = self.augment(x, training=True)
         if cache.is_cached_batch(x):
             stored, x = x[cache.TEACHER_KEY], x[cache.INPUTS_KEY]
             teacher_logits, teacher_features = cache.decode(stored, self._num_classes)

@@ -173,3 +173,11 @@ def test_benchmark_run_writes_the_table(tmp_path):
     table = (tmp_path / "benchmark.md").read_text()
     assert "| at |" in table and "beats scratch" in table
     assert json.loads((tmp_path / "benchmark.json").read_text())["train_size"] == 256
+
+
+@pytest.mark.parametrize("scheme", ["none", "multi_teacher", "magic"])
+def test_train_with_scheme_refuses_schemes_it_cannot_run(scheme):
+    from examples.methods import train_with_scheme
+
+    with pytest.raises(ValueError, match=f"received: scheme='{scheme}'"):
+        train_with_scheme(scheme, None, None, None, 1, 32, 1e-3, 4.0, 0.1)

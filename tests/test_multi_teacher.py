@@ -119,3 +119,16 @@ def test_bad_teacher_lists_raise_before_training(
 ):
     with pytest.raises((ValueError, TypeError), match=message):
         kd.Distiller(student=student, **make_kwargs(teacher, second_teacher, student))
+
+
+def test_top_k_cache_of_stacked_teacher_logits_decodes_per_teacher():
+    from keras_kd import cache
+    from keras_kd._compat import tf
+
+    logits = tf.constant(np.random.default_rng(0).normal(size=(4, 2, 6)), tf.float32)  # 2 teachers
+    store = cache.TeacherCache(lambda x: (x, {}), [], dtype="float32", top_k=2)
+    decoded, _ = cache.decode(store._encode(logits, {}), num_classes=6)
+    assert decoded.shape == (4, 2, 6)
+    top_values, top_indices = tf.math.top_k(logits, k=2)
+    np.testing.assert_allclose(tf.gather(decoded, top_indices, batch_dims=2), top_values, rtol=1e-6)
+    np.testing.assert_array_equal(tf.argmax(decoded, -1), tf.argmax(logits, -1))
