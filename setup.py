@@ -21,6 +21,7 @@ setup(
         "numpy>=1.26,<3",
         "scikit-learn>=1.4,<2",
         "mnist1d>=0.0.2,<0.1",
+        "matplotlib>=3.8,<4",
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100"],

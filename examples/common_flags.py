@@ -11,8 +11,9 @@ Example:
 """
 
 import os
+import sys
 
-from absl import flags
+from absl import app, flags
 
 import keras_kd as kd
 
@@ -100,3 +101,40 @@ _HOLDERS = (
     OUTPUT_DIR,
     VERBOSE,
 )
+
+
+def run_app(main):
+    """Runs ``main`` like ``absl.app.run``, but bad command lines exit 2 with one line, no traceback.
+
+    A flag that fails its type, bounds, enum or validator, or a ``app.UsageError`` raised by
+    ``main`` (extra arguments, flags that do not fit together), prints ``<script>: <message>`` to
+    stderr and exits with status 2, the convention of Unix tools for usage errors.
+
+    Args:
+        main: The script's ``main(argv)``.
+
+    Example:
+        >>> if __name__ == "__main__":
+        ...     common_flags.run_app(main)
+    """
+
+    def guarded_main(argv):
+        try:
+            return main(argv)
+        except app.UsageError as error:
+            _exit_usage(argv[0], error)
+
+    app.run(guarded_main, flags_parser=_parse_flags_or_exit)
+
+
+def _parse_flags_or_exit(argv):
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as error:
+        _exit_usage(argv[0], error)
+
+
+def _exit_usage(program, error):
+    message = " ".join(str(error).split())
+    sys.stderr.write(f"{os.path.basename(program)}: {message}\n")
+    sys.exit(2)
