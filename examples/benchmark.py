@@ -39,8 +39,8 @@ common_flags.set_defaults(
 _METHODS = flags.DEFINE_list("methods", list(methods.METHODS), "Methods to compare with scratch.")
 flags.register_validator(
     "methods",
-    lambda names: set(names) <= set(methods.METHODS),
-    message=f"--methods must be names from {list(methods.METHODS)}",
+    lambda names: bool(names) and set(names) <= set(methods.METHODS),
+    message=f"--methods must be one or more names from {list(methods.METHODS)}",
 )
 
 

@@ -36,10 +36,6 @@ common_flags.set_defaults(
     student_width=8,
     seed=0,
 )
-flags.register_validator(
-    "epochs", lambda epochs: epochs >= 2, message="--epochs must be >= 2 (the first is not timed)"
-)
-
 _JIT_COMPILE = flags.DEFINE_bool(
     "jit_compile", False, "Compile every mode's training step with XLA (the same for all modes)."
 )
@@ -51,6 +47,11 @@ _MODE = flags.DEFINE_enum(
 )
 _WORK_DIR = flags.DEFINE_string(
     "work_dir", "", "Internal: where the teacher and initial student are kept."
+)
+flags.register_multi_flags_validator(
+    ["mode", "work_dir"],
+    lambda values: values["mode"] == "all" or os.path.isdir(values["work_dir"]),
+    message="--work_dir must be an existing directory when --mode is not all",
 )
 
 
@@ -196,6 +197,11 @@ def run(
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    # Checked here, not by a validator: --epochs is shared, and a validator would bind every script.
+    if common_flags.EPOCHS.value < 2:
+        raise app.UsageError(
+            f"--epochs must be >= 2 (the first is not timed), received: --epochs={common_flags.EPOCHS.value}"
+        )
     args = {
         "dataset": common_flags.DATASET.value,
         "train_size": common_flags.TRAIN_SIZE.value,

@@ -10,6 +10,7 @@ Example:
     >>> common_flags.DATASET.value
 """
 
+import math
 import os
 import sys
 
@@ -58,7 +59,20 @@ VERBOSE = flags.DEFINE_enum(
 )
 
 flags.register_validator(
-    "dataset", kd.data.is_valid_name, message=f"--dataset must be one of {list(kd.data.NAMES)}"
+    "dataset",
+    lambda name: (
+        kd.data.is_valid_name(name)
+        and (not name.startswith("idx:") or os.path.isdir(name[len("idx:") :]))
+    ),
+    message=f"--dataset must be one of {list(kd.data.NAMES)}, idx:<dir> an existing directory",
+)
+flags.register_validator(
+    "learning_rate", lambda rate: rate > 0, message="--learning_rate must be > 0"
+)
+flags.register_validator(
+    "output_dir",
+    lambda path: bool(path) and not (os.path.exists(path) and not os.path.isdir(path)),
+    message="--output_dir must be a directory path (it may not exist yet), not a file or empty",
 )
 flags.register_validator(
     "model",
@@ -129,9 +143,32 @@ def run_app(main):
 
 def _parse_flags_or_exit(argv):
     try:
-        return flags.FLAGS(argv)
+        remaining = flags.FLAGS(argv)
+        check_finite_floats()
+        return remaining
     except flags.Error as error:
         _exit_usage(argv[0], error)
+
+
+def check_finite_floats(flag_values=flags.FLAGS):
+    """Raises ``flags.IllegalFlagValueError`` for a float flag set to nan or inf.
+
+    absl's bounds let nan through (every comparison with nan is false), so every float flag of
+    every script is checked here once the command line is parsed.
+
+    Args:
+        flag_values: The parsed ``flags.FlagValues``.
+
+    Raises:
+        flags.IllegalFlagValueError: Naming the first float flag whose value is not finite.
+    """
+    for name in sorted(flag_values):
+        flag = flag_values[name]
+        if isinstance(flag.parser, flags.FloatParser) and flag.value is not None:
+            if not math.isfinite(flag.value):
+                raise flags.IllegalFlagValueError(
+                    f"flag --{name}={flag.value}: --{name} must be a finite number"
+                )
 
 
 def _exit_usage(program, error):

@@ -198,9 +198,50 @@ def run(
     }
 
 
+def check_method_flags(
+    dataset, method, pairs, loss_weight, scheme, temperature, alpha, teacher_width, student_width
+):
+    """Raises ``app.UsageError`` for flags that parse but cannot work together, before training.
+
+    The losses are built against untrained copies of the example models, so ``--pairs`` naming a
+    layer the models lack fails here, not after the teacher has trained.
+    """
+    if pairs and method in ("kd", "dkd"):
+        raise app.UsageError(
+            f"--pairs is used only by feature and relational methods, received: --method={method}"
+        )
+    if method != "kd" and scheme not in ("none", "self_compress"):
+        raise app.UsageError(
+            f"--method={method} applies only with --scheme=none or self_compress, received: "
+            f"--scheme={scheme}"
+        )
+    (x, y), _ = kd.data.load(dataset)
+    shape, classes = x.shape[1:], int(y.max()) + 1
+    try:
+        kd.Distiller(
+            student=make_student(shape, classes, width=student_width),
+            teacher=make_teacher(shape, classes, width=teacher_width),
+            **methods.make_losses(method, temperature, alpha, pairs, loss_weight),
+        )
+    except ValueError as error:
+        text = ",".join(f"{t}:{s}" for t, s in pairs) if pairs else "(the method's default)"
+        raise app.UsageError(f"--pairs={text} or --method={method}: {error}") from None
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    check_method_flags(
+        common_flags.DATASET.value,
+        _METHOD.value,
+        methods.parse_pairs(_PAIRS.value),
+        _LOSS_WEIGHT.value,
+        _SCHEME.value,
+        common_flags.TEMPERATURE.value,
+        common_flags.ALPHA.value,
+        common_flags.TEACHER_WIDTH.value,
+        common_flags.STUDENT_WIDTH.value,
+    )
     result = run(
         dataset=common_flags.DATASET.value,
         epochs=common_flags.EPOCHS.value,

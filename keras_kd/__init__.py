@@ -6,11 +6,21 @@ Example:
     >>> distiller = kd.Distiller(student=student, teacher=teacher, alpha=0.1)
 """
 
-from keras_kd import data, export, losses
+from keras_kd import data, export, losses, resilience, students
 from keras_kd._compat import keras
 from keras_kd.distiller import Distiller
 from keras_kd.features import FeatureTap
 
 __version__ = "0.1.0"
 
-__all__ = ["Distiller", "FeatureTap", "__version__", "data", "export", "keras", "losses"]
+__all__ = [
+    "Distiller",
+    "FeatureTap",
+    "__version__",
+    "data",
+    "export",
+    "keras",
+    "losses",
+    "resilience",
+    "students",
+]

@@ -14,8 +14,10 @@ def check_model(role, model):
         )
     if not model.built:
         raise ValueError(
-            f"{role} model {model.name!r} is not built; give it an Input layer or input_shape, or call "
-            f"{role}.build(input_shape) before making the Distiller"
+            f"{role} model {model.name!r} is not built; {role} must be a built model (give it an "
+            "Input "
+            f"layer or input_shape, or call {role}.build(input_shape) first), received: "
+            f"{role}={model.name!r} with no input shape"
         )
     last = model.layers[-1] if getattr(model, "_is_graph_network", False) and model.layers else None
     if (
@@ -23,8 +25,9 @@ def check_model(role, model):
         or getattr(last, "activation", None) is keras.activations.softmax
     ):
         raise ValueError(
-            f"{role} model {model.name!r} ends in a softmax (layer {last.name!r}); distillation needs "
-            "logits, so remove the final softmax activation"
+            f"{role} model {model.name!r} ends in a softmax (layer {last.name!r}); {role} must "
+            "output "
+            f"logits, so remove the final softmax activation, received: {role}={model.name!r}"
         )
 
 
@@ -40,8 +43,10 @@ def check_output_shapes(teacher, student):
         return
     if t_shape.rank != s_shape.rank or t_shape[-1] != s_shape[-1]:
         raise ValueError(
-            f"teacher {teacher.name!r} outputs shape {t_shape} but student {student.name!r} outputs shape "
-            f"{s_shape}; both must output logits over the same classes"
+            f"teacher {teacher.name!r} outputs shape {t_shape} but student {student.name!r} "
+            "outputs shape "
+            f"{s_shape}; both must output logits over the same classes, received: "
+            f"teacher={teacher.name!r}, student={student.name!r}"
         )
 
 
@@ -63,12 +68,14 @@ def check_teachers(teacher, student):
         check_model(role, model)
         if model is student:
             raise ValueError(
-                f"{role} and student must be different models; received the same object for both"
+                f"{role} and student must be different models, received the same object for both: "
+                f"{role}={model.name!r} is student={student.name!r}"
             )
         check_output_shapes(model, student)
     if len({id(model) for model in teachers}) != len(teachers):
         raise ValueError(
-            f"teacher lists the same model more than once: {[m.name for m in teachers]}"
+            "teacher must list each model only once, received the same model more than once: "
+            f"teacher={[m.name for m in teachers]}"
         )
     return teachers
 
@@ -84,21 +91,24 @@ def check_losses(losses, num_teachers=1):
     for loss in losses:
         if not isinstance(loss, keras.layers.Layer):
             raise TypeError(
-                "each entry of losses must be a Keras layer following the keras_kd.losses contract, "
-                f"received: {loss!r}"
+                "each entry of losses must be a Keras layer following the keras_kd.losses "
+                "contract, "
+                f"received: {loss!r} in losses={losses!r}"
             )
     if num_teachers > 1:
         single = [loss.name for loss in losses if not getattr(loss, "multi_teacher", False)]
         if single:
             raise ValueError(
                 f"with {num_teachers} teachers every loss must combine several teachers' outputs "
-                f"(multi_teacher = True, e.g. keras_kd.losses.MultiTeacherKD); losses {single} take one "
-                "teacher's logits or features"
+                f"(multi_teacher = True, e.g. keras_kd.losses.MultiTeacherKD); losses {single} "
+                "take one "
+                f"teacher's logits or features, received: losses={single}"
             )
     names = [loss.name for loss in losses]
     if len(set(names)) != len(names):
         raise ValueError(
-            f"losses must have distinct names (they name the metrics), received names {names}"
+            "losses must have distinct names (they name the metrics), received: losses named "
+            f"{names}"
         )
     return losses
 
@@ -109,7 +119,8 @@ def check_loss_weights(loss_weights, count, alpha):
     weights = list(loss_weights) if not isinstance(loss_weights, (int, float)) else [loss_weights]
     if len(weights) != count:
         raise ValueError(
-            f"loss_weights needs one weight per distillation loss ({count}), received: loss_weights={loss_weights!r}"
+            f"loss_weights needs one weight per distillation loss ({count}), received: "
+            f"loss_weights={loss_weights!r}"
         )
     for w in weights:
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
@@ -119,18 +130,53 @@ def check_loss_weights(loss_weights, count, alpha):
     return [float(w) for w in weights]
 
 
+def check_optimizer(optimizer):
+    """An optimizer name must be one Keras knows; instances and configs are left to Keras."""
+    if isinstance(optimizer, str):
+        try:
+            keras.optimizers.get(optimizer)
+        except ValueError:
+            raise ValueError(
+                "optimizer must be a keras.optimizers.Optimizer or a Keras optimizer name (e.g. "
+                f"'adam', 'sgd'), received: optimizer={optimizer!r}"
+            ) from None
+
+
+def check_hard_loss(loss, alpha):
+    """The hard-label loss given to compile: required when alpha > 0, a known name, on logits."""
+    if loss is None and alpha > 0:
+        raise ValueError(
+            f"compile needs loss= (the hard-label loss) because alpha={alpha} > 0; loss must be a "
+            "Keras loss on logits, e.g. "
+            "keras.losses.SparseCategoricalCrossentropy(from_logits=True), "
+            "or set alpha=0, received: loss=None"
+        )
+    check_from_logits(loss)
+
+
 def check_from_logits(loss):
     if loss is None:
         return
     if isinstance(loss, str):
+        try:
+            keras.losses.get(loss)
+        except ValueError:
+            raise ValueError(
+                "loss must be a Keras loss name (e.g. 'sparse_categorical_crossentropy' with "
+                f"from_logits, better an instance), a keras.losses.Loss or a callable, received: "
+                f"loss={loss!r}"
+            ) from None
         expects_probabilities = loss.endswith("crossentropy")
     else:
         config = loss.get_config() if isinstance(loss, keras.losses.Loss) else {}
         expects_probabilities = config.get("from_logits") is False
     if expects_probabilities:
         raise ValueError(
-            f"loss={loss!r} expects probabilities (from_logits=False) but the student outputs logits; "
-            "use e.g. keras.losses.SparseCategoricalCrossentropy(from_logits=True)"
+            f"loss={loss!r} expects probabilities (from_logits=False) but the student outputs "
+            "logits; "
+            "loss must take logits, e.g. "
+            "keras.losses.SparseCategoricalCrossentropy(from_logits=True), "
+            f"received: loss={loss!r}"
         )
 
 
@@ -139,11 +185,32 @@ def check_augment(augment, alpha):
         return None
     if not isinstance(augment, keras.layers.Layer):
         raise TypeError(
-            f"augment must be a Keras layer (e.g. keras_kd.data.MixUp()), received: augment={augment!r}"
+            "augment must be a Keras layer (e.g. keras_kd.data.MixUp()), received: "
+            f"augment={augment!r}"
         )
     if getattr(augment, "mixes_examples", False) and alpha > 0:
         raise ValueError(
-            f"augment={augment.name!r} mixes examples, so the labels no longer match the inputs; use "
+            f"augment={augment.name!r} mixes examples, so the labels no longer match the inputs; "
+            "use "
             f"alpha=0 with it (function matching), received: alpha={alpha}"
         )
     return augment
+
+
+def check_pairs(losses, teachers, student):
+    """Every layer name a feature loss pairs exists in its (graph) model, before any tap is "
+    "built."""
+    for loss in losses:
+        pairs = getattr(loss, "pairs", None) or []
+        for side, model in ((0, teachers[0]), (1, student)):
+            if len(teachers) > 1 or not getattr(model, "_is_graph_network", False):
+                continue  # several teachers take no pairs; subclassed models list their own taps
+            known = [layer.name for layer in model.layers]
+            for pair in pairs:
+                if pair[side] not in known:
+                    role = "student" if side else "teacher"
+                    raise ValueError(
+                        f"pairs of loss {loss.name!r} must name layers of the {role} model "
+                        f"{model.name!r}, which has no layer named {pair[side]!r}; its layers are "
+                        f"{known}, received: pairs={[tuple(p) for p in pairs]!r}"
+                    )

@@ -5,7 +5,7 @@ An unlabeled row has the sparse label ``-1`` (``keras_kd.data.UNLABELED``) or an
 
 import numpy as np
 
-from keras_kd._compat import tf
+from keras_kd._compat import keras, tf
 
 
 def is_one_hot(y, logits):
@@ -29,7 +29,8 @@ def check_some_labels(alpha, x, y):
         return  # datasets and generators carry their own labels; the first step checks them
     if y is None:
         raise ValueError(
-            f"alpha={alpha} > 0 needs labels, but fit received y=None; pass y or set alpha=0"
+            f"alpha={alpha} > 0 needs labels, but fit received y=None; y must hold labels (or set "
+            "alpha=0), received: y=None"
         )
     labels = np.asarray(y)
     if labels.ndim > 1 and labels.shape[-1] > 1:
@@ -39,7 +40,8 @@ def check_some_labels(alpha, x, y):
     if labels.size and unlabeled.all():
         raise ValueError(
             f"alpha={alpha} > 0 needs labels, but every example in y is unlabeled (-1 or an all-zero "
-            "one-hot row); set alpha=0 to distill from the teacher alone"
+            "one-hot row); y must hold at least one label, or set alpha=0 to distill from the "
+            f"teacher alone, received: y with {len(labels)} unlabeled examples"
         )
 
 
@@ -52,3 +54,115 @@ def sparse_labels(y, logits):
     if is_one_hot(y, logits):
         return tf.where(labeled, tf.argmax(y, axis=-1, output_type=tf.int32), teacher_top1)
     return tf.where(labeled, tf.reshape(tf.cast(y, tf.int32), [-1]), teacher_top1)
+
+
+def _loss_kind(loss):
+    """'sparse', 'categorical' or None (unknown) for the compiled hard-label loss."""
+    names = {
+        "sparse": ("sparse_categorical_crossentropy", "SparseCategoricalCrossentropy"),
+        "categorical": ("categorical_crossentropy", "CategoricalCrossentropy"),
+    }
+    if isinstance(loss, keras.losses.SparseCategoricalCrossentropy):
+        return "sparse"
+    if isinstance(loss, keras.losses.CategoricalCrossentropy):
+        return "categorical"
+    name = loss if isinstance(loss, str) else getattr(loss, "__name__", None)
+    for kind, known in names.items():
+        if name in known:
+            return kind
+    return None
+
+
+def _shape(value):
+    return tuple(value.shape) if hasattr(value, "shape") else None
+
+
+def check_fit_data(x, y, student, loss):
+    """Before training: ``x`` and ``y`` are non-empty, fit the student's input and output classes.
+
+    Arrays are checked fully (shapes, lengths, class ids); a ``tf.data.Dataset`` by its cardinality
+    and element shapes. Other inputs (generators, dicts) are left to the first step.
+    """
+    if isinstance(x, tf.data.Dataset):
+        if int(x.cardinality()) == 0:
+            raise ValueError(
+                "x must hold at least one batch, received: x=an empty tf.data.Dataset "
+                "(cardinality 0)"
+            )
+        spec = x.element_spec
+        if isinstance(spec, tuple) and len(spec) >= 2:
+            x_spec, y_spec = spec[0], spec[1]
+        else:
+            x_spec, y_spec = spec, None
+        if isinstance(x_spec, tf.TensorSpec):
+            _check_input_shape(tuple(x_spec.shape), student, "x", "a dataset of batches of shape ")
+        if isinstance(y_spec, tf.TensorSpec):
+            _check_label_shape(
+                tuple(y_spec.shape), None, student, loss, "a dataset of labels of shape "
+            )
+        return
+    if not isinstance(x, (np.ndarray, tf.Tensor)):
+        return
+    if len(x) == 0:
+        raise ValueError(f"x must hold at least one example, received: x with shape {_shape(x)}")
+    _check_input_shape(_shape(x), student, "x", "x with shape ")
+    if y is None or not isinstance(y, (np.ndarray, tf.Tensor, list)):
+        return
+    labels = np.asarray(y)
+    if labels.ndim == 0 or len(labels) != len(x):
+        raise ValueError(
+            f"y must hold one label per example of x ({len(x)}), received: y with shape "
+            f"{labels.shape}"
+        )
+    _check_label_shape(labels.shape, labels, student, loss, "y with shape ")
+
+
+def _check_input_shape(shape, student, arg, what):
+    inputs = getattr(student, "inputs", None) or []
+    if len(inputs) != 1 or shape is None:
+        return
+    expected = tuple(inputs[0].shape)
+    matches = len(shape) == len(expected) and all(
+        e is None or s is None or e == s for s, e in zip(shape[1:], expected[1:])
+    )
+    if not matches:
+        raise ValueError(
+            f"{arg} must match the student's input shape {expected}, received: {what}{shape}"
+        )
+
+
+def _check_label_shape(shape, labels, student, loss, what):
+    outputs = getattr(student, "outputs", None) or []
+    classes = outputs[0].shape[-1] if len(outputs) == 1 and outputs[0].shape.rank else None
+    one_hot = len(shape) >= 2 and shape[-1] is not None and shape[-1] > 1
+    kind = _loss_kind(loss)
+    if one_hot and kind == "sparse":
+        raise ValueError(
+            f"y must be class ids of shape (n,) or (n, 1) for loss={loss!r} (one-hot labels need "
+            f"keras.losses.CategoricalCrossentropy(from_logits=True)), received: {what}{shape}"
+        )
+    if not one_hot and kind == "categorical":
+        raise ValueError(
+            f"y must be one-hot rows of width {classes} for loss={loss!r} (class ids need "
+            f"keras.losses.SparseCategoricalCrossentropy(from_logits=True)), received: {what}{shape}"
+        )
+    if classes is None:
+        return
+    if one_hot and shape[-1] != classes:
+        raise ValueError(
+            f"y must be one-hot rows of width {classes} (the student's classes), received: "
+            f"{what}{shape}"
+        )
+    if not one_hot and labels is not None and labels.size:
+        ids = labels.reshape(-1)
+        if np.issubdtype(ids.dtype, np.floating) and not np.all(np.floor(ids) == ids):
+            raise ValueError(
+                f"y must hold integer class ids in [0, {classes}) or -1, received: y with values "
+                f"{ids[np.floor(ids) != ids][:3].tolist()}"
+            )
+        bad = ids[(ids >= classes) | (ids < -1)]
+        if bad.size:
+            raise ValueError(
+                f"y must hold class ids in [0, {classes}) (the student's classes) or -1 for an "
+                f"unlabeled example, received: y with values {sorted(set(bad.tolist()))[:5]}"
+            )

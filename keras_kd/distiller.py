@@ -1,25 +1,22 @@
 """The Distiller: a Keras model that trains a student from labels and a frozen teacher."""
 
-import re
-
 from absl import logging
 
-from keras_kd import _labels, cache
+from keras_kd import _labels, cache, resilience
 from keras_kd._checks import (
     check_alpha,
     check_augment,
-    check_from_logits,
+    check_hard_loss,
     check_loss_weights,
     check_losses,
     check_model,
+    check_optimizer,
+    check_pairs,
     check_teachers,
     output_shape,
 )
 from keras_kd._compat import keras, tf
 from keras_kd.features import EnsembleTap, FeatureTap
-
-_NONFINITE_MARKER = "keras_kd non-finite loss term"
-_NONFINITE_PATTERN = re.compile(_NONFINITE_MARKER + r" '([^']+)'")
 
 
 @keras.utils.register_keras_serializable(package="keras_kd")
@@ -111,6 +108,7 @@ class Distiller(keras.Model):
                 loss_registry.get("kd" if len(teachers) == 1 else "multi_kd", temperature=4.0)
             ]
         self.distillation_losses = check_losses(losses, len(teachers))
+        check_pairs(self.distillation_losses, teachers, student)
         self.loss_weights = check_loss_weights(
             loss_weights, len(self.distillation_losses), self.alpha
         )
@@ -182,14 +180,11 @@ class Distiller(keras.Model):
             **kwargs: Passed to ``keras.Model.compile`` (``jit_compile``, ``steps_per_execution``, ...).
 
         Raises:
-            ValueError: If ``loss`` is missing while ``alpha > 0``, or expects probabilities.
+            ValueError: If ``loss`` is missing while ``alpha > 0``, expects probabilities or is an
+                unknown name, or ``optimizer`` is an unknown name.
         """
-        if loss is None and self.alpha > 0:
-            raise ValueError(
-                f"compile needs loss= (the hard-label loss) because alpha={self.alpha} > 0; e.g. "
-                "loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), or set alpha=0"
-            )
-        check_from_logits(loss)
+        check_optimizer(optimizer)
+        check_hard_loss(loss, self.alpha)
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
     def compile_from_config(self, config):
@@ -217,7 +212,10 @@ class Distiller(keras.Model):
             total, report = self._total_loss(
                 y, sample_weight, teacher_logits, teacher_features, student_logits, student_features
             )
-        self.optimizer.minimize(total, self._trainable_for_distillation(), tape=tape)
+        guard = self.__dict__.get("_keras_kd_state_guard")
+        resilience.minimize_finite(
+            self.optimizer, total, self._trainable_for_distillation(), tape, guard
+        )
         return self._update_metrics(y, sample_weight, student_logits, report)
 
     def _total_loss(self, y, sample_weight, t_logits, t_features, s_logits, s_features):
@@ -231,7 +229,8 @@ class Distiller(keras.Model):
                     f"alpha={self.alpha} > 0 needs labels, but the data has none; pass y or set alpha=0"
                 )
             hard = self._hard_loss(y, s_logits, sample_weight)
-            report["hard_loss"] = _check_finite(hard * replicas, "hard_loss")
+            hard = _check_finite(hard, "hard_loss")  # total depends on every check
+            report["hard_loss"] = hard * replicas
             total += self.alpha * hard
         for loss, weight in zip(self.distillation_losses, self.loss_weights):
             pairs = getattr(loss, "pairs", None)
@@ -307,7 +306,9 @@ class Distiller(keras.Model):
             x = x[cache.INPUTS_KEY]
         logits = self.student(x, training=False)
         logs = {}
-        if y is not None and self.compiled_loss is not None:
+        # compile(loss=None) (alpha=0) leaves a loss container with no loss in it.
+        has_loss = getattr(self.compiled_loss, "_user_losses", None) is not None
+        if y is not None and has_loss:
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
             hard = tf.cast(self.compiled_loss(y, logits, sample_weight), tf.float32) * replicas
             if self.student.losses:
@@ -327,19 +328,21 @@ class Distiller(keras.Model):
         A student compressed by ``keras_kd.compress`` gets the callbacks it needs
         (``keras_kd.compress.training_callbacks``, e.g. ``UpdatePruningStep``) appended to
         ``callbacks`` unless one of the same type is there; ``PruningSummaries`` is added when
-        ``callbacks`` holds a ``keras.callbacks.TensorBoard``, writing to its ``log_dir``.
+        ``callbacks`` holds a ``keras.callbacks.TensorBoard``, writing to its ``log_dir``. A
+        ``BackupAndRestore`` (``keras_kd.resilience``'s, for exact resumption) is restored before
+        the teacher cache is built and runs after the other callbacks.
 
         Raises:
-            ValueError: If ``cache_teacher=True`` but the inputs cannot be cached safely.
-            FloatingPointError: If a loss term becomes NaN or Inf. The step that produced it applies
-                no update, so the student keeps its last finite weights.
+            ValueError: If ``cache_teacher=True`` but the inputs cannot be cached safely; if ``x``
+                is empty or does not fit the student's input shape; if ``y`` has another length
+                than ``x``, class ids outside the student's classes, one-hot rows of another
+                width, or one-hot rows for a sparse loss (class ids for a categorical one).
+            FloatingPointError: If a loss term or a gradient becomes NaN or Inf. That step applies
+                no update and its forward-pass state (batch-norm statistics, QAT ranges, pruning
+                step) is undone without a distribution strategy: the last finite weights remain.
         """
+        _labels.check_fit_data(x, y, self.student, getattr(self, "loss", None))
         _labels.check_some_labels(self.alpha, x, y)
-        use_cache, reason = cache.decide(x, self.cache_teacher, augmenting=self.augment is not None)
-        logging.info("keras_kd: teacher outputs %s (%s)", "cached" if use_cache else "live", reason)
-        self.teacher_cached = use_cache
-        if use_cache:
-            x = self._teacher_cache.annotate(x, batch_size=max(kwargs.get("batch_size") or 32, 256))
         # A compressed student (keras_kd.compress) needs tfmot's callbacks, e.g. UpdatePruningStep;
         # imported here so that plain distillation never loads tfmot.
         from keras_kd import compress
@@ -350,21 +353,33 @@ class Distiller(keras.Model):
         for needed in compress.training_callbacks(self.student, log_dir):
             if not any(isinstance(c, type(needed)) for c in callbacks):
                 callbacks.append(needed)
-        kwargs["callbacks"] = callbacks
+        # Before the cache: a restarted run's teacher cache must come from the restored teacher.
+        kwargs["callbacks"] = resilience.prepare_fit(
+            self, x, callbacks, kwargs.get("initial_epoch", 0)
+        )
+        state = [
+            v for m in (self.student, *self.distillation_losses) for v in m.non_trainable_weights
+        ]
+        resilience.guard_for(self, state)  # undoes the forward-pass updates of a non-finite step
+        use_cache, reason = cache.decide(x, self.cache_teacher, augmenting=self.augment is not None)
+        logging.info("keras_kd: teacher outputs %s (%s)", "cached" if use_cache else "live", reason)
+        self.teacher_cached = use_cache
+        if use_cache:
+            x = self._teacher_cache.annotate(x, batch_size=max(kwargs.get("batch_size") or 32, 256))
         try:
             return super().fit(x, y, **kwargs)
         except tf.errors.InvalidArgumentError as error:
-            match = _NONFINITE_PATTERN.search(str(error.message))
-            if match is None:
+            failure = resilience.nonfinite_error(error)
+            if failure is None:
                 raise
-            raise FloatingPointError(
-                f"loss term {match.group(1)!r} became NaN or Inf; training stopped before applying that "
-                "step, so the student keeps its last finite weights. Lower the learning rate, check the "
-                "inputs for NaN, or clip gradients (optimizer clipnorm=...)."
-            ) from None
+            self.__dict__["_keras_kd_state_guard"].restore()
+            raise failure from None
 
     def save_student(self, filepath, **kwargs):
-        """Saves the student alone (never the teacher) with ``keras.Model.save``.
+        """Saves the student alone (never the teacher) with ``keras.Model.save``, atomically.
+
+        ``.keras`` and ``.h5`` files are written under a temporary name and renamed when complete
+        (``keras_kd.resilience.save_model_atomically``), so a crash never truncates a saved student.
 
         Args:
             filepath: Where to save, e.g. ``"student.keras"``.
@@ -373,8 +388,7 @@ class Distiller(keras.Model):
         Returns:
             ``filepath``.
         """
-        self.student.save(filepath, **kwargs)
-        return filepath
+        return resilience.save_model_atomically(self.student, filepath, **kwargs)
 
     def get_config(self):
         serialize = keras.saving.serialize_keras_object
@@ -413,5 +427,4 @@ class Distiller(keras.Model):
         return cls(**config)
 
 
-def _check_finite(value, name):
-    return tf.debugging.check_numerics(value, f"{_NONFINITE_MARKER} '{name}'")
+_check_finite = resilience.check_finite

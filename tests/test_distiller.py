@@ -322,3 +322,13 @@ def test_compile_refuses_a_missing_or_probability_loss(teacher, student, loss, m
     distiller = kd.Distiller(student=student, teacher=teacher)
     with pytest.raises(ValueError, match=message):
         distiller.compile("adam", loss=loss)
+
+
+def test_alpha_zero_without_a_hard_loss_validates_with_metrics_only(digits, teacher, student):
+    (x, y), (x_val, y_val) = digits
+    distiller = kd.Distiller(student=student, teacher=teacher, alpha=0.0)
+    distiller.compile(keras.optimizers.Adam(1e-3), metrics=["accuracy"])
+    history = distiller.fit(
+        x[:64], y[:64], validation_data=(x_val[:32], y_val[:32]), epochs=1, verbose=0
+    )
+    assert "val_accuracy" in history.history and "val_loss" not in history.history

@@ -53,13 +53,14 @@ def check_model(model, fn):
         )
     if not getattr(model, "_is_graph_network", False) and not isinstance(model, keras.Sequential):
         raise ValueError(
-            f"{fn} needs a Sequential or functional model, received the subclassed model "
-            f"{model.name!r}; "
-            "rebuild it with keras.Input(...) and layer calls so that its layers can be rewritten"
+            f"{fn} needs a Sequential or functional model (rebuild it with keras.Input(...) and layer "
+            "calls so that its layers can be rewritten), received: "
+            f"model={model.name!r}, a subclassed model"
         )
     if not model.built:
         raise ValueError(
-            f"{fn} needs a built model; give {model.name!r} an Input layer or call build() first"
+            f"{fn} needs a built model (give it an Input layer or call build() first), received: "
+            f"model={model.name!r} with no input shape"
         )
     return model
 
@@ -91,7 +92,8 @@ def check_layer_names(model, layers, fn, arg="layers"):
     unknown = sorted(names - set(known))
     if unknown:
         raise ValueError(
-            f"{fn}: {arg} names unknown layers {unknown}; the layers of {model.name!r} are {known}"
+            f"{fn}: {arg} names unknown layers {unknown}; {arg} must name layers of {model.name!r} "
+            f"({known}), received: {arg}={sorted(names)}"
         )
     return names
 

@@ -165,7 +165,7 @@ def lottery_ticket(
     if received != expected:
         raise ValueError(
             f"initial_weights must be model.get_weights() of {model.name!r} ({len(expected)} "
-            f"arrays of shapes {expected}), received shapes {received}"
+            f"arrays of shapes {expected}), received: initial_weights with shapes {received}"
         )
     names = _common.check_layer_names(model, layers, "lottery_ticket")
     pruning.check_prunable(model, names)

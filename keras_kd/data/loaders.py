@@ -43,12 +43,14 @@ def load(name, data_dir=None):
         >>> x_train.shape
         (1437, 8, 8, 1)
     """
-    if data_dir is not None and not name.startswith("tfds:"):
+    if data_dir is not None and not (isinstance(name, str) and name.startswith("tfds:")):
         raise ValueError(
             f"data_dir is only used by tfds: datasets, received: name={name!r}, data_dir={data_dir!r}"
         )
     if not is_valid_name(name):
-        raise ValueError(f"unknown dataset name={name!r}; available: {list(NAMES)}")
+        raise ValueError(
+            f"unknown dataset: name must be one of {list(NAMES)}, received: name={name!r}"
+        )
     if name == "digits":
         return _load_digits()
     if name == "mnist1d":
@@ -143,7 +145,7 @@ def _load_idx(directory):
             raise FileNotFoundError(
                 f"IDX dataset in {directory!r} is missing {stem}[.gz]; it needs the files "
                 f"{sorted(_IDX_FILES.values())} (e.g. apt-get install dataset-fashion-mnist gives "
-                "/usr/share/datasets/fashion-mnist)"
+                f"/usr/share/datasets/fashion-mnist), received: name={'idx:' + directory!r}"
             )
         arrays[key] = _read_idx(path)
     x_train, x_test = (_images_to_float(arrays[k]) for k in ("x_train", "x_test"))

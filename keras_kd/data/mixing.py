@@ -36,9 +36,20 @@ def mix(x, weights, permutation):
     Returns:
         The mixed batch, same shape and dtype as ``x``.
 
+    Raises:
+        ValueError: If ``weights`` or ``permutation`` is not one value per example of ``x``.
+
     Example:
         >>> mixed = mix(x, tf.fill([4], 0.7), tf.constant([1, 0, 3, 2]))
     """
+    batch = tf.TensorShape(x.shape)[:1]
+    for name, value in (("weights", weights), ("permutation", permutation)):
+        shape = tf.TensorShape(getattr(value, "shape", None))
+        if shape.rank is not None and not (shape.rank == 1 and shape.is_compatible_with(batch)):
+            raise ValueError(
+                f"{name} must hold one value per example of x, shape {tuple(batch)}, "
+                f"received: {name} with shape {tuple(shape)}"
+            )
     weights = tf.reshape(tf.cast(weights, x.dtype), [-1] + [1] * (x.shape.rank - 1))
     return weights * x + (1 - weights) * tf.gather(x, permutation)
 

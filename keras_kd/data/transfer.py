@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from keras_kd._compat import tf
+from keras_kd._compat import keras, tf
 
 UNLABELED = -1
 
@@ -30,11 +30,13 @@ def with_unlabeled(x, y, x_unlabeled):
     x, y, x_unlabeled = np.asarray(x), np.asarray(y), np.asarray(x_unlabeled)
     if x.shape[1:] != x_unlabeled.shape[1:]:
         raise ValueError(
-            f"x_unlabeled examples have shape {x_unlabeled.shape[1:]} but x examples have shape {x.shape[1:]}"
+            f"x_unlabeled examples have shape {x_unlabeled.shape[1:]} but x examples have shape "
+            f"{x.shape[1:]}; x_unlabeled must match x, received: x_unlabeled with shape "
+            f"{x_unlabeled.shape}"
         )
     if y.ndim != 1 or len(y) != len(x):
         raise ValueError(
-            f"y must hold one integer label per row of x ({len(x)}), received shape {y.shape}"
+            f"y must hold one integer label per row of x ({len(x)}), received: y with shape {y.shape}"
         )
     x_all = np.concatenate([x, x_unlabeled.astype(x.dtype)])
     y_all = np.concatenate([y.astype(np.int64), np.full(len(x_unlabeled), UNLABELED, np.int64)])
@@ -57,11 +59,21 @@ def label_with_teacher(teacher, x, batch_size=1024, dtype="float16"):
         A numpy array of logits, shape ``(n, classes)``.
 
     Raises:
-        ValueError: If ``batch_size`` < 1 or ``dtype`` is neither float16 nor float32.
+        ValueError: If ``x`` is empty, ``batch_size`` < 1 or ``dtype`` is neither float16 nor
+            float32.
+        TypeError: If ``teacher`` is not a ``keras.Model``.
 
     Example:
         >>> soft = label_with_teacher(teacher, x_unlabeled, batch_size=512)
     """
+    if not isinstance(teacher, keras.Model):
+        raise TypeError(
+            f"teacher must be a keras.Model (from keras_kd import keras), received: teacher={teacher!r}"
+        )
+    if len(x) == 0:
+        raise ValueError(
+            f"x must hold at least one example, received: x with shape {tuple(np.shape(x))}"
+        )
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, received: batch_size={batch_size!r}")
     if dtype not in ("float16", "float32"):

@@ -50,7 +50,7 @@ def get(name, **kwargs):
     """
     if name not in _BY_NAME:
         raise ValueError(
-            f"unknown distillation loss name={name!r}; known names: {sorted(_BY_NAME)}"
+            f"name must be one of {sorted(_BY_NAME)}, received: name={name!r}"
         )
     return _BY_NAME[name](**kwargs)
 

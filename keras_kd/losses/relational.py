@@ -290,11 +290,13 @@ def _differences(embeddings):
 
 
 def _normalized_distances(diff):
-    """Pairwise distances divided by their mean over distinct pairs (0 for a batch of one)."""
-    off_diagonal = 1.0 - tf.eye(tf.shape(diff)[0])
+    """Pairwise distances divided by their mean over pairs of distinct examples (Park et al.:
+    the mean of the non-zero distances), so duplicated examples change nothing; 0 for one example."""
+    squared = tf.reduce_sum(tf.square(diff), axis=-1)
+    distinct = tf.cast(squared > 1e-12, diff.dtype) * (1.0 - tf.eye(tf.shape(diff)[0], dtype=diff.dtype))
     # The floor keeps the gradient of sqrt finite for duplicated examples, as in the authors' code.
-    distances = tf.sqrt(tf.maximum(tf.reduce_sum(tf.square(diff), axis=-1), 1e-12)) * off_diagonal
-    mean = tf.reduce_sum(distances) / tf.maximum(tf.reduce_sum(off_diagonal), 1.0)
+    distances = tf.sqrt(tf.maximum(squared, 1e-12)) * distinct
+    mean = tf.reduce_sum(distances) / tf.maximum(tf.reduce_sum(distinct), 1.0)
     return tf.math.divide_no_nan(distances, mean)
 
 

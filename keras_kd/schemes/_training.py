@@ -221,7 +221,8 @@ def check_models(role, models):
         check_model(label, model)
         if id(model) in seen:
             raise ValueError(
-                f"{label} and {seen[id(model)]} are the same model object; each must be its own"
+                f"{label} and {seen[id(model)]} are the same model object; each must be a different "
+                f"model, received: {label}={model.name!r}"
             )
         seen[id(model)] = label
     first_label, first = labeled[0]

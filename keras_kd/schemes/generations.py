@@ -140,9 +140,17 @@ def ensemble(models, name="ensemble"):
     Returns:
         A functional ``keras.Model`` whose output is the log of the averaged probabilities.
 
+    Raises:
+        ValueError: If ``models`` is empty or a model is missing, unbuilt or not a Keras model.
+
     Example:
         >>> both = ensemble([model_a, model_b])
     """
+    if isinstance(models, keras.Model) or not isinstance(models, (list, tuple)) or not models:
+        raise ValueError(
+            f"models must be a non-empty list of Keras models, received: models={models!r}"
+        )
+    _training.check_models("models", [(None, m) for m in models])
     inputs = keras.Input(models[0].input_shape[1:], name=f"{name}_input")
     outputs = []
     for k, model in enumerate(models):

@@ -15,13 +15,14 @@ PAIRS = [("t_dense", "s_global_pool")]
 
 
 def _numpy_rkd(teacher, student, distance_weight=25.0, angle_weight=50.0):
-    """As in the authors' PyTorch code: distances by the Gram expansion, angles by differences."""
+    """As in the authors' PyTorch code (distances by the Gram expansion, angles by differences), except
+    that duplicated examples (distance at the 1e-6 floor) are left out of the mean distance."""
 
     def distances(e):
         squared = (e**2).sum(axis=1)
         d = np.sqrt(np.clip(squared[:, None] + squared[None, :] - 2 * e @ e.T, 1e-12, None))
         np.fill_diagonal(d, 0.0)
-        return d / d[d > 0].mean()
+        return d / d[d > 1e-6].mean()
 
     def angles(e):
         diff = e[None, :, :] - e[:, None, :]

@@ -1,0 +1,146 @@
+r"""What ``keras_kd.resilience.enable_determinism`` costs: distillation speed with and without it.
+
+    nice -n 10 python -m examples.benchmark_determinism --train_size=10000 --epochs=4
+
+Each mode runs in its own subprocess (op determinism cannot be turned off once on): the same
+seeded teacher, student, data and Distiller (teacher outputs cached), once with only
+``keras.utils.set_random_seed`` and once with ``enable_determinism`` (seeds plus
+``tf.config.experimental.enable_op_determinism``). Seconds per epoch are the median over the epochs
+after the first (which includes tracing). Each mode also trains twice more for two epochs to check
+whether it repeats itself bit for bit. The last line is JSON with ``nondeterministic_s``,
+``deterministic_s``, ``slowdown`` (their ratio) and ``*_repeatable``.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+from absl import app, flags, logging
+
+import keras_kd as kd
+from examples import common_flags
+from examples.models import make_student, make_teacher
+from keras_kd import keras, resilience
+
+common_flags.set_defaults(
+    dataset="idx:/usr/share/datasets/fashion-mnist",
+    train_size=10000,
+    epochs=4,
+    batch_size=128,
+    teacher_width=32,
+    student_width=8,
+    seed=0,
+)
+
+_DETERMINISM_MODE = flags.DEFINE_enum(
+    "determinism_mode",
+    "both",
+    ["both", "on", "off"],
+    "Internal: run one mode (on/off) and print its JSON; both runs each in a subprocess.",
+)
+
+
+class _EpochTimer(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def _train(x, y, epochs, batch_size, seed, teacher_width, student_width, callbacks=()):
+    keras.utils.set_random_seed(seed)
+    num_classes = int(y.max()) + 1
+    teacher = make_teacher(x.shape[1:], num_classes, width=teacher_width)
+    student = make_student(x.shape[1:], num_classes, width=student_width)
+    distiller = kd.Distiller(student, teacher, alpha=0.1)
+    distiller.compile(
+        keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    distiller.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=list(callbacks))
+    return student.get_weights()
+
+
+def run_mode(deterministic, dataset, train_size, epochs, batch_size, seed, widths):
+    """Times one mode in this process; returns ``{"seconds": s, "repeatable": bool}``."""
+    if deterministic:
+        resilience.enable_determinism(seed)
+    (x, y), _ = kd.data.load(dataset)
+    if train_size:
+        x, y = x[:train_size], y[:train_size]
+    timer = _EpochTimer()
+    _train(x, y, epochs, batch_size, seed, *widths, callbacks=[timer])
+    first = _train(x[:2048], y[:2048], 2, batch_size, seed, *widths)
+    second = _train(x[:2048], y[:2048], 2, batch_size, seed, *widths)
+    return {
+        "seconds": float(np.median(timer.seconds[1:])),
+        "repeatable": all(np.array_equal(a, b) for a, b in zip(first, second)),
+    }
+
+
+def run(dataset, train_size, epochs, batch_size, seed, teacher_width=32, student_width=8):
+    """Runs both modes, each in a subprocess, and returns the results dict (see module doc)."""
+    results = {}
+    for mode in ("off", "on"):
+        command = [
+            sys.executable,
+            "-m",
+            "examples.benchmark_determinism",
+            f"--determinism_mode={mode}",
+            f"--dataset={dataset}",
+            f"--train_size={train_size}",
+            f"--epochs={epochs}",
+            f"--batch_size={batch_size}",
+            f"--seed={seed}",
+            f"--teacher_width={teacher_width}",
+            f"--student_width={student_width}",
+        ]
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        logging.info("Running %s", " ".join(command))
+        output = subprocess.run(
+            command, cwd=root, check=True, capture_output=True, text=True
+        ).stdout
+        results[mode] = json.loads(output.strip().splitlines()[-1])
+    return {
+        "nondeterministic_s": results["off"]["seconds"],
+        "deterministic_s": results["on"]["seconds"],
+        "slowdown": results["on"]["seconds"] / results["off"]["seconds"],
+        "nondeterministic_repeatable": results["off"]["repeatable"],
+        "deterministic_repeatable": results["on"]["repeatable"],
+    }
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if common_flags.EPOCHS.value < 2:
+        # Checked here, not by a validator: --epochs is shared with scripts that allow 1.
+        raise app.UsageError("--epochs must be >= 2 (the first epoch is not timed)")
+    args = dict(
+        dataset=common_flags.DATASET.value,
+        train_size=common_flags.TRAIN_SIZE.value,
+        epochs=common_flags.EPOCHS.value,
+        batch_size=common_flags.BATCH_SIZE.value,
+        seed=common_flags.SEED.value,
+    )
+    widths = (common_flags.TEACHER_WIDTH.value, common_flags.STUDENT_WIDTH.value)
+    if _DETERMINISM_MODE.value != "both":
+        result = run_mode(_DETERMINISM_MODE.value == "on", widths=widths, **args)
+    else:
+        result = run(**args, teacher_width=widths[0], student_width=widths[1])
+        print(
+            f"seconds per epoch: {result['nondeterministic_s']:.3f} without, "
+            f"{result['deterministic_s']:.3f} with determinism ({result['slowdown']:.2f}x)"
+        )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    common_flags.run_app(main)

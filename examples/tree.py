@@ -1,0 +1,222 @@
+r"""Distils a CNN teacher into a soft decision tree and compares it with the tree trained on labels.
+
+Frosst & Hinton (2017), "Distilling a Neural Network Into a Soft Decision Tree": a soft decision tree
+learns better from a network's soft targets than from the hard labels. This script trains the
+example CNN teacher, then the same tree (same initial weights, epochs and seed) twice: on the hard
+labels and by distillation (``LogitsKD`` + ``alpha`` of the hard loss), and writes pictures of the
+distilled tree:
+
+    python -m examples.tree
+    nice -n 10 python -m examples.tree --dataset=idx:/usr/share/datasets/fashion-mnist \
+        --tree_depth=5 --epochs=10 --teacher_epochs=5
+
+Accuracies are given for both inference modes: the mixture of all leaves and the single most
+probable leaf (the paper's interpretable prediction). ``--output_dir`` receives
+``tree_filters.png`` (every node's filter, laid out as the tree), ``tree_path.png`` (the path of
+the first test example) and ``tree.keras``. The last line of output is one JSON object with
+``teacher_acc``, ``hard_acc``, ``distilled_acc``, ``hard_max_path_acc``, ``distilled_max_path_acc``,
+``teacher_params``, ``tree_params``, ``filters_png``, ``path_png`` and ``tree_path``.
+"""
+
+import json
+import os
+
+import numpy as np
+from absl import app, flags, logging
+
+import keras_kd as kd
+from examples import common_flags
+from examples.models import make_teacher
+from keras_kd import keras
+from keras_kd.students import SoftDecisionTree, tree_plots
+
+common_flags.set_defaults(
+    dataset="digits",
+    epochs=20,
+    teacher_epochs=10,
+    batch_size=32,
+    learning_rate=1e-2,
+    temperature=2.0,
+    alpha=0.1,
+    seed=0,
+    output_dir="keras_kd_runs/tree",
+    verbose="0",
+    teacher_width=32,
+)
+
+_DEPTH = flags.DEFINE_integer(
+    "tree_depth",
+    4,
+    "Depth of the soft decision tree (2**depth leaves).",
+    lower_bound=1,
+    upper_bound=10,
+)
+_INVERSE_TEMPERATURE = flags.DEFINE_float(
+    "tree_inverse_temperature",
+    1.0,
+    "Inverse temperature beta of the node filters.",
+    lower_bound=1e-6,
+)
+_PENALTY_STRENGTH = flags.DEFINE_float(
+    "tree_penalty_strength", 0.1, "Strength lambda of the balancing penalty.", lower_bound=0.0
+)
+_PENALTY_DECAY = flags.DEFINE_float(
+    "tree_penalty_decay",
+    0.5,
+    "Per-level decay of the penalty (0.5: 2**-depth).",
+    lower_bound=1e-6,
+    upper_bound=1.0,
+)
+_INFERENCE = flags.DEFINE_enum(
+    "tree_inference", "mixture", ["mixture", "max_path"], "Inference mode of the saved tree."
+)
+_TEACHER_LEARNING_RATE = flags.DEFINE_float(
+    "tree_teacher_learning_rate", 3e-3, "Adam learning rate of the teacher.", lower_bound=1e-9
+)
+
+
+def _classifier_loss():
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def _accuracies(tree, x, y):
+    """Accuracy of the mixture and of the most probable leaf."""
+    paths = tree.path_probabilities(x)
+    leaves = tree.leaf_probabilities()
+    mixture = np.mean((paths @ leaves).argmax(axis=1) == y)
+    max_path = np.mean(leaves[paths.argmax(axis=1)].argmax(axis=1) == y)
+    return float(mixture), float(max_path)
+
+
+def run(
+    dataset="digits",
+    epochs=20,
+    teacher_epochs=10,
+    batch_size=32,
+    learning_rate=1e-2,
+    temperature=2.0,
+    alpha=0.1,
+    seed=0,
+    output_dir="keras_kd_runs/tree",
+    verbose=0,
+    teacher_width=32,
+    train_size=0,
+    depth=4,
+    inverse_temperature=1.0,
+    penalty_strength=0.1,
+    penalty_decay=0.5,
+    inference="mixture",
+    teacher_learning_rate=3e-3,
+):
+    """Trains the teacher, the tree on hard labels and the distilled tree; returns the results dict.
+
+    ``train_size`` > 0 keeps that many training examples (a fixed random subset). See the module
+    docstring for the returned keys.
+    """
+    (x_train, y_train), (x_test, y_test) = kd.data.load(dataset)
+    if train_size:
+        keep = np.random.default_rng(seed).permutation(len(x_train))[:train_size]
+        x_train, y_train = x_train[keep], y_train[keep]
+    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    keras.utils.set_random_seed(seed)
+    logging.info("Training the teacher on %s (%d examples)", dataset, len(x_train))
+    teacher = make_teacher(x_train.shape[1:], num_classes, width=teacher_width)
+    teacher.compile(
+        keras.optimizers.Adam(teacher_learning_rate), _classifier_loss(), metrics=["accuracy"]
+    )
+    teacher.fit(x_train, y_train, epochs=teacher_epochs, batch_size=batch_size, verbose=verbose)
+    teacher_acc = float(teacher.evaluate(x_test, y_test, verbose=0)[1])
+
+    keras.utils.set_random_seed(seed + 1)
+    hard = SoftDecisionTree(
+        depth,
+        num_classes,
+        x_train.shape[1:],
+        inverse_temperature=inverse_temperature,
+        penalty_strength=penalty_strength,
+        penalty_decay=penalty_decay,
+        inference=inference,
+    )
+    distilled = SoftDecisionTree.from_config(hard.get_config())
+    distilled.set_weights(hard.get_weights())
+
+    logging.info("Training the tree (depth %d) on the hard labels", depth)
+    keras.utils.set_random_seed(seed + 2)
+    hard.compile(keras.optimizers.Adam(learning_rate), _classifier_loss(), metrics=["accuracy"])
+    hard.fit(x_train, y_train, epochs=epochs, batch_size=batch_size, verbose=verbose)
+
+    logging.info("Distilling the teacher into the tree (T=%s, alpha=%s)", temperature, alpha)
+    keras.utils.set_random_seed(seed + 2)
+    distiller = kd.Distiller(
+        student=distilled,
+        teacher=teacher,
+        losses=[kd.losses.LogitsKD(temperature=temperature)],
+        alpha=alpha,
+    )
+    distiller.compile(
+        keras.optimizers.Adam(learning_rate), _classifier_loss(), metrics=["accuracy"]
+    )
+    distiller.fit(x_train, y_train, epochs=epochs, batch_size=batch_size, verbose=verbose)
+
+    hard_acc, hard_max_path_acc = _accuracies(hard, x_test, y_test)
+    distilled_acc, distilled_max_path_acc = _accuracies(distilled, x_test, y_test)
+    os.makedirs(output_dir, exist_ok=True)
+    filters_png = tree_plots.plot_tree_filters(
+        distilled, os.path.join(output_dir, "tree_filters.png")
+    )
+    path_png = tree_plots.plot_tree_path(
+        distilled, x_test[0], os.path.join(output_dir, "tree_path.png")
+    )
+    tree_path = os.path.join(output_dir, "tree.keras")
+    distilled.save(tree_path)
+    return {
+        "teacher_acc": teacher_acc,
+        "hard_acc": hard_acc,
+        "distilled_acc": distilled_acc,
+        "hard_max_path_acc": hard_max_path_acc,
+        "distilled_max_path_acc": distilled_max_path_acc,
+        "teacher_params": int(teacher.count_params()),
+        "tree_params": int(distilled.count_params()),
+        "filters_png": os.path.abspath(filters_png),
+        "path_png": os.path.abspath(path_png),
+        "tree_path": os.path.abspath(tree_path),
+    }
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    result = run(
+        dataset=common_flags.DATASET.value,
+        epochs=common_flags.EPOCHS.value,
+        teacher_epochs=common_flags.TEACHER_EPOCHS.value,
+        batch_size=common_flags.BATCH_SIZE.value,
+        learning_rate=common_flags.LEARNING_RATE.value,
+        temperature=common_flags.TEMPERATURE.value,
+        alpha=common_flags.ALPHA.value,
+        seed=common_flags.SEED.value,
+        output_dir=common_flags.OUTPUT_DIR.value,
+        verbose=int(common_flags.VERBOSE.value),
+        teacher_width=common_flags.TEACHER_WIDTH.value,
+        train_size=common_flags.TRAIN_SIZE.value,
+        depth=_DEPTH.value,
+        inverse_temperature=_INVERSE_TEMPERATURE.value,
+        penalty_strength=_PENALTY_STRENGTH.value,
+        penalty_decay=_PENALTY_DECAY.value,
+        inference=_INFERENCE.value,
+        teacher_learning_rate=_TEACHER_LEARNING_RATE.value,
+    )
+    print(f"teacher         accuracy {result['teacher_acc']:.4f}")
+    print(
+        f"tree, labels    accuracy {result['hard_acc']:.4f} (max path {result['hard_max_path_acc']:.4f})"
+    )
+    print(
+        f"tree, distilled accuracy {result['distilled_acc']:.4f} "
+        f"(max path {result['distilled_max_path_acc']:.4f})"
+    )
+    print(f"pictures: {result['filters_png']} {result['path_png']}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    common_flags.run_app(main)

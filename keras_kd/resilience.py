@@ -1,0 +1,350 @@
+"""Surviving crashes: bit-exact kill-and-resume, determinism, and the guard against non-finite steps.
+
+``BackupAndRestore`` extends Keras's callback of that name so that a distillation run killed at any
+point (SIGKILL included) and restarted with the same script ends with the same student weights as a
+run that was never interrupted. What Keras's callback does, and where it falls short:
+
+- Its ``tf.train.Checkpoint`` tracks the model, so for a ``Distiller`` it saves the student (with
+  tfmot's pruning step and masks, QAT quantizer ranges, clustering centroids: all are layer
+  weights), the teacher, the adapters owned by loss layers, the optimizer with its slots and
+  iteration count, and the epoch and batch of the backup.
+- It restores the epoch and the batch, but not the position of the input pipeline: on a mid-epoch
+  restart Keras skips the steps already done while the data iterator starts again from its first
+  batch, so the resumed epoch trains on the wrong batches. With ``shuffle=True`` the order of every
+  later epoch also differs, since the shuffle draws its permutations anew in the new process.
+- With ``steps_per_execution > 1`` it records the first batch of the last execution, not the last,
+  so a restart repeats steps.
+
+This callback fixes all three: it records the last batch done, and on a restart it advances the
+data iterator past every batch already trained on (array inputs, whose one iterator spans all
+epochs: the batches of the earlier epochs too, so each epoch keeps the order it had), before the
+first step. With ``keras_kd.Distiller`` it also restores the backup before the teacher cache is built,
+so cached teacher outputs always come from the restored teacher, and it backs up after every other
+callback (after tfmot's end-of-epoch re-masking).
+
+Bit-identical resumption needs deterministic ops (``enable_determinism``) and a data order of epoch
+``e`` that is a function of ``e`` alone: numpy arrays (shuffled by ``fit`` or not), or a
+``tf.data.Dataset`` that does not reshuffle between epochs (no ``shuffle``, or
+``shuffle(..., seed=s, reshuffle_each_iteration=False)``). A dataset that reshuffles each epoch
+resumes correctly but with a different order from the restarted epoch on.
+"""
+
+import os
+import re
+import time
+
+from absl import logging
+
+from keras_kd._compat import keras, tf
+
+_SAVE_FREQ_EPOCH = "epoch"
+
+
+def enable_determinism(seed):
+    """Makes training reproducible bit for bit: seeds every generator and turns on deterministic ops.
+
+    Calls ``keras.utils.set_random_seed(seed)`` (Python, NumPy and TensorFlow generators) and
+    ``tf.config.experimental.enable_op_determinism()``, after which ops that have no deterministic
+    implementation raise instead of running. On CPU the same seed, data and code then give the same
+    weights in every run and process. Call it once, before the models are made. Determinism serializes
+    a few reductions (e.g. in ``tf.data`` and in gradient aggregation), at a speed cost measured by
+    ``examples/benchmark_determinism.py``.
+
+    Paper: none; the reproducibility practice of TensorFlow's "Determinism" guide (Riach et al. 2021,
+    "Framework Determinism", NVIDIA) that ``enable_op_determinism`` implements.
+
+    Args:
+        seed: Non-negative integer seed.
+
+    Returns:
+        ``seed``.
+
+    Raises:
+        ValueError: If ``seed`` is not a non-negative integer.
+
+    Example:
+        >>> keras_kd.resilience.enable_determinism(0)
+        >>> teacher, student = make_teacher(...), make_student(...)  # after seeding
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, received: seed={seed!r}")
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    return seed
+
+
+@keras.utils.register_keras_serializable(package="keras_kd")
+class BackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Backs up the whole training state and resumes a killed run exactly where it stopped.
+
+    A drop-in for ``keras.callbacks.BackupAndRestore`` (see the module docstring for what it adds):
+    give the same ``backup_dir`` to the restarted run and ``fit`` continues from the last backup.
+    Backups are ``tf.train.Checkpoint`` files written through ``tf.train.CheckpointManager``, which
+    updates its index only after the new files are complete, so a kill while writing leaves the
+    previous backup in force. The directory is deleted when ``fit`` ends normally (unless
+    ``delete_checkpoint=False``) and kept when it raises.
+
+    Paper: Chandy & Lamport (1985), "Distributed Snapshots: Determining Global States of Distributed
+    Systems" (checkpoint and restart); the callback of Keras (Chollet et al. 2015).
+
+    Args:
+        backup_dir: Directory for the backup, used by nothing else.
+        save_freq: ``"epoch"`` (back up after each epoch) or an integer >= 1: back up every
+            ``save_freq`` calls of the train function (batches, or groups of
+            ``steps_per_execution`` batches).
+        delete_checkpoint: Delete the backup when ``fit`` completes.
+
+    Raises:
+        ValueError: If ``backup_dir`` is empty or ``save_freq`` is neither ``"epoch"`` nor an
+            integer >= 1.
+
+    Example:
+        >>> keras_kd.resilience.enable_determinism(0)
+        >>> backup = keras_kd.resilience.BackupAndRestore("/tmp/run1/backup", save_freq=20)
+        >>> distiller.fit(x, y, epochs=10, callbacks=[backup])  # rerun the same line after a crash
+    """
+
+    def __init__(self, backup_dir, save_freq=_SAVE_FREQ_EPOCH, delete_checkpoint=True):
+        if not isinstance(backup_dir, (str, os.PathLike)) or not str(backup_dir):
+            raise ValueError(
+                f"backup_dir must be a non-empty path, received: backup_dir={backup_dir!r}"
+            )
+        if save_freq != _SAVE_FREQ_EPOCH and (
+            isinstance(save_freq, bool) or not isinstance(save_freq, int) or save_freq < 1
+        ):
+            raise ValueError(
+                f'save_freq must be "epoch" or an integer >= 1, received: save_freq={save_freq!r}'
+            )
+        if not isinstance(delete_checkpoint, bool):
+            raise ValueError(
+                "delete_checkpoint must be True or False, received: "
+                f"delete_checkpoint={delete_checkpoint!r}"
+            )
+        super().__init__(os.fspath(backup_dir), save_freq, delete_checkpoint)
+        # Array inputs run one iterator through all epochs; a tf.data.Dataset gets a new one per
+        # epoch. ``prepare_fit`` sets this from the input; a plain keras.Model.fit leaves it True.
+        self.replays_epochs = True
+        self.initial_epoch = 0
+        self.skipped_batches = 0
+
+    def get_config(self):
+        return {
+            "backup_dir": self.backup_dir,
+            "save_freq": self.save_freq,
+            "delete_checkpoint": self.delete_checkpoint,
+        }
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        steps = (self.params or {}).get("steps")
+        # The same computation Keras makes right after this hook to pick its first epoch and step.
+        epoch, step = self._training_state.maybe_load_initial_counters_from_ckpt(
+            steps, self.initial_epoch, mode="train"
+        )
+        self._current_epoch = epoch
+        self.skipped_batches = 0
+        if (epoch, step) == (self.initial_epoch, 0):
+            return
+        if steps is None:
+            raise ValueError(
+                "BackupAndRestore cannot resume mid-run on an input of unknown length; give fit "
+                "steps_per_epoch, or a dataset of known cardinality"
+            )
+        skip = step + ((epoch - self.initial_epoch) * steps if self.replays_epochs else 0)
+        logging.info(
+            "keras_kd: resuming at epoch %d, batch %d; skipping %d batches already trained on",
+            epoch,
+            step,
+            skip,
+        )
+        self.skipped_batches = int(skip)
+        if skip:
+            _skip_before_first_step(self.model, skip)
+
+    def on_train_batch_end(self, batch, logs=None):
+        # Keras passes the last batch of the execution here but recorded the first at its start.
+        self._training_state._ckpt_saved_batch.assign(batch)
+        super().on_train_batch_end(batch, logs)
+
+
+def _skip_before_first_step(model, count):
+    """Makes the next ``train_function`` call first draw ``count`` batches from the iterator."""
+    original = model.train_function
+
+    def skipping(iterator):
+        start = time.perf_counter()
+        for _ in range(count):
+            next(iterator)
+        logging.info("keras_kd: skipped %d batches in %.2f s", count, time.perf_counter() - start)
+        model.train_function = original
+        return original(iterator)
+
+    model.train_function = skipping
+
+
+def prepare_fit(model, x, callbacks, initial_epoch=0):
+    """Readies the backup callbacks for ``model.fit(x, ...)``; ``Distiller.fit`` calls it.
+
+    Restores the latest backup of any ``keras.callbacks.BackupAndRestore`` now, before the teacher
+    cache is computed from the teacher, tells keras_kd's ``BackupAndRestore`` whether the input
+    replays earlier epochs' batches on a restart, and moves it after every other callback so that
+    it backs up the state they leave at the end of an epoch.
+
+    Args:
+        model: The model about to be trained.
+        x: The training input given to ``fit``.
+        callbacks: The list of callbacks given to ``fit``.
+        initial_epoch: ``fit``'s ``initial_epoch``.
+
+    Returns:
+        The callbacks in the order to run them.
+    """
+    backups = [c for c in callbacks if isinstance(c, keras.callbacks.BackupAndRestore)]
+    for backup in backups:
+        latest = tf.train.latest_checkpoint(os.path.join(backup.backup_dir, "chief"))
+        if latest is not None:
+            logging.info("keras_kd: restoring %s before training starts", latest)
+            tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+        if isinstance(backup, BackupAndRestore):
+            backup.replays_epochs = not isinstance(x, tf.data.Dataset)
+            backup.initial_epoch = initial_epoch
+    return [c for c in callbacks if c not in backups] + backups
+
+
+NONFINITE_MARKER = "keras_kd non-finite loss term"
+_NONFINITE_PATTERN = re.compile(NONFINITE_MARKER + r" '([^']+)'")
+
+
+def check_finite(value, name):
+    """Returns ``value``; the step fails with ``name`` in the error if it holds a NaN or Inf."""
+    return tf.debugging.check_numerics(value, f"{NONFINITE_MARKER} '{name}'")
+
+
+def nonfinite_error(error):
+    """Turns the error of a failed ``check_finite`` into a ``FloatingPointError``, else ``None``."""
+    match = _NONFINITE_PATTERN.search(str(getattr(error, "message", error)))
+    if match is None:
+        return None
+    name = match.group(1)
+    subject = repr(name) if name.startswith("gradient of ") else f"loss term {name!r}"
+    return FloatingPointError(
+        f"{subject} became NaN or Inf; training stopped before applying that "
+        "step, so the student keeps its last finite weights. Lower the learning rate, check the "
+        "inputs for NaN, or clip gradients (optimizer clipnorm=...)."
+    )
+
+
+class StateGuard:
+    """Keeps the last finite values of the state that a forward pass changes, to undo a failed step.
+
+    A training step changes more than the weights the optimizer updates: the forward pass itself
+    updates batch-normalization statistics, QAT quantizer ranges, tfmot's pruning step and masks.
+    When a step turns out non-finite, those updates have already run; ``restore`` puts back the
+    values copied after the last finite step. Without a distribution strategy only (under one, the
+    optimizer update is still withheld, but the forward-pass state of the failed step stays).
+
+    Paper: none (the practice of skipping non-finite steps of dynamic loss scaling, Micikevicius et
+    al. 2018, "Mixed Precision Training", extended to the forward-pass state).
+
+    Args:
+        variables: The variables to guard (non-trainable state of the student and loss layers).
+
+    Example:
+        >>> guard = StateGuard(student.non_trainable_variables)
+        >>> guard.restore()  # after a FloatingPointError
+    """
+
+    def __init__(self, variables):
+        self._pairs = [
+            (v, tf.Variable(v.read_value(), trainable=False, name="last_finite", shape=v.shape))
+            for v in variables
+        ]
+
+    def record(self):
+        """Copies the current values in: before ``fit``, and in each step after its update."""
+        for variable, shadow in self._pairs:
+            shadow.assign(variable.read_value())
+
+    def restore(self):
+        """Puts back the values of the last finite step."""
+        for variable, shadow in self._pairs:
+            variable.assign(shadow.read_value())
+
+
+def guard_for(model, variables):
+    """Returns ``model``'s ``StateGuard`` (made once; empty under a distribution strategy)."""
+    guard = model.__dict__.get("_keras_kd_state_guard")
+    if guard is None:
+        distributed = getattr(model, "_distribution_strategy", None) is not None
+        guard = StateGuard([] if distributed else variables)
+        # Set through __dict__ so that Keras does not track the copies as the model's weights.
+        model.__dict__["_keras_kd_state_guard"] = guard
+    guard.record()
+    return guard
+
+
+def minimize_finite(optimizer, total, variables, tape, guard=None):
+    """Applies the gradients of ``total`` only when ``total`` and every gradient are finite.
+
+    ``total`` must depend on the ``check_finite`` of every loss term; the update then waits for
+    those checks and for one on each gradient (a finite loss can still have a NaN gradient, e.g.
+    from NaN inputs behind a ReLU), so that a failing check fails the step before anything is
+    applied. ``guard.record()`` runs after a finite update. A ``LossScaleOptimizer`` keeps its own
+    handling (it skips non-finite steps and lowers the scale, which mixed precision relies on).
+
+    Args:
+        optimizer: The Keras optimizer.
+        total: The scalar loss to minimize.
+        variables: The variables to update.
+        tape: The ``tf.GradientTape`` that recorded ``total``.
+        guard: A ``StateGuard`` to record after the update, or ``None``.
+    """
+    if isinstance(optimizer, keras.mixed_precision.LossScaleOptimizer):
+        optimizer.minimize(total, variables, tape=tape)
+        return
+    gradients = tape.gradient(total, variables)
+    checks = [total]
+    for gradient, variable in zip(gradients, variables):
+        if gradient is None:
+            continue
+        values = gradient.values if isinstance(gradient, tf.IndexedSlices) else gradient
+        # x * 0 is 0 for every finite x and NaN otherwise: one cheap reduction per variable.
+        checks.append(check_finite(tf.reduce_sum(values * 0), f"gradient of {variable.name}"))
+    with tf.control_dependencies(checks):
+        optimizer.apply_gradients([(g, v) for g, v in zip(gradients, variables) if g is not None])
+        if guard is not None:
+            guard.record()
+
+
+def save_model_atomically(model, filepath, **kwargs):
+    """Saves ``model`` so that ``filepath`` holds either the old file or the complete new one.
+
+    ``.keras`` and ``.h5`` files are written under a temporary name in the same directory and
+    renamed over ``filepath`` (``os.replace`` is atomic on POSIX), so a crash mid-save never leaves
+    a truncated model where a good one was. Other paths (SavedModel directories) are saved in place.
+
+    Args:
+        model: A Keras model.
+        filepath: Destination path.
+        **kwargs: Passed to ``keras.Model.save``.
+
+    Returns:
+        ``filepath``.
+
+    Example:
+        >>> save_model_atomically(distiller.student, "runs/student.keras")
+    """
+    path = os.fspath(filepath)
+    extension = os.path.splitext(path)[1]
+    if extension not in (".keras", ".h5"):
+        model.save(path, **kwargs)
+        return filepath
+    directory = os.path.dirname(os.path.abspath(path))
+    temp_path = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp{extension}")
+    try:
+        model.save(temp_path, **kwargs)
+        os.replace(temp_path, path)
+    finally:
+        if os.path.exists(temp_path):
+            os.remove(temp_path)
+    return filepath

@@ -1,0 +1,220 @@
+"""Every example script refuses a bad flag with exit status 2 and one line, never a traceback.
+
+Scripts are discovered by glob, so new examples are covered without editing this file. Each runs
+once as a subprocess (all at the same time, as importing TensorFlow dominates); the validators are
+also checked in-process, where they are cheap.
+"""
+
+import glob
+import importlib
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from absl import app, flags
+from absl.testing import flagsaver
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NOT_SCRIPTS = {"__init__", "common_flags", "models", "methods"}
+ALL_MODULES = sorted(
+    os.path.splitext(os.path.basename(path))[0]
+    for path in glob.glob(os.path.join(ROOT, "examples", "*.py"))
+    if os.path.splitext(os.path.basename(path))[0] not in NOT_SCRIPTS
+)
+
+
+def _is_script(name):
+    with open(os.path.join(ROOT, "examples", f"{name}.py"), encoding="utf-8") as f:
+        return 'if __name__ == "__main__":' in f.read()
+
+
+SCRIPTS = [name for name in ALL_MODULES if _is_script(name)]
+LIBRARIES = [name for name in ALL_MODULES if not _is_script(name)]
+
+# A script-specific bad flag where the script has an enum or a validator of its own; other scripts
+# get an out-of-range shared flag.
+BAD_FLAG = {
+    "benchmark": ("--methods=magic", "methods"),
+    "benchmark_export": ("--sparsity=1.5", "sparsity"),
+    "benchmark_schemes": ("--rows=magic", "rows"),
+    "benchmark_speed": ("--mode=fast", "mode"),
+    "compress": ("--compression=magic", "compression"),
+    "distill": ("--method=magic", "method"),
+    "export": ("--target=toaster", "target"),
+    "transfer": ("--regime=cifar", "regime"),
+}
+DEFAULT_BAD_FLAG = ("--epochs=-1", "epochs")
+PARALLEL = 4
+_LOG_LINE = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d\d|WARNING: All log messages before absl)")
+
+
+@pytest.fixture(scope="module")
+def bad_flag_runs():
+    """{script: (returncode, stderr)}, the scripts run a few at a time (TF import dominates)."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ROOT}
+    results, waiting, running = {}, list(SCRIPTS), {}
+    while waiting or running:
+        while waiting and len(running) < PARALLEL:
+            name = waiting.pop(0)
+            running[name] = subprocess.Popen(
+                [sys.executable, "-m", f"examples.{name}", BAD_FLAG.get(name, DEFAULT_BAD_FLAG)[0]],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        name = next(iter(running))
+        process = running.pop(name)
+        try:
+            _, stderr = process.communicate(timeout=240)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, stderr = process.communicate()
+        results[name] = (process.returncode, stderr)
+    return results
+
+
+def _message_lines(stderr):
+    return [line for line in stderr.splitlines() if line.strip() and not _LOG_LINE.match(line)]
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_bad_flag_exits_2_with_one_line_naming_the_flag(bad_flag_runs, name):
+    returncode, stderr = bad_flag_runs[name]
+    flag = BAD_FLAG.get(name, DEFAULT_BAD_FLAG)[1]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert returncode == 2, stderr[-3000:]
+    lines = _message_lines(stderr)
+    assert len(lines) == 1, lines
+    assert f"--{flag}" in lines[0] or f"'{flag}'" in lines[0], lines[0]
+
+
+def test_modules_without_a_main_are_libraries_of_the_examples():
+    # A script that forgot its __main__ block would be missed above; these are imported helpers.
+    for name in LIBRARIES:
+        with open(os.path.join(ROOT, "examples", f"{name}.py"), encoding="utf-8") as f:
+            assert "def main(" not in f.read(), f"examples/{name}.py has main() but no __main__"
+
+
+@pytest.fixture(scope="module")
+def script_modules():
+    return {name: importlib.import_module(f"examples.{name}") for name in SCRIPTS}
+
+
+def _constrained(flag):
+    parser = flag.parser
+    if isinstance(parser, (flags.EnumParser, flags.EnumClassParser, flags.BooleanParser)):
+        return True
+    if getattr(parser, "lower_bound", None) is not None or getattr(parser, "upper_bound", None):
+        return True
+    if isinstance(getattr(parser, "_parser", None), flags.EnumParser):  # multi_enum
+        return True
+    return bool(flag.validators)
+
+
+def test_every_example_flag_has_bounds_an_enum_or_a_validator(script_modules):
+    by_module = flags.FLAGS.flags_by_module_dict()
+    modules = ["examples.common_flags"] + [f"examples.{name}" for name in script_modules]
+    loose = [
+        f"{module}: --{flag.name}"
+        for module in modules
+        for flag in by_module.get(module, [])
+        if not _constrained(flag)
+    ]
+    assert not loose, loose
+
+
+INVALID = [
+    ("--epochs=0", "epochs"),
+    ("--batch_size=0", "batch_size"),
+    ("--learning_rate=0", "learning_rate"),
+    ("--temperature=0", "temperature"),
+    ("--alpha=1.5", "alpha"),
+    ("--seed=-1", "seed"),
+    ("--seeds=0", "seeds"),
+    ("--train_size=-5", "train_size"),
+    ("--teacher_width=0", "teacher_width"),
+    ("--verbose=3", "verbose"),
+    ("--dataset=cifar", "dataset"),
+    ("--dataset=idx:/no/such/dir", "dataset"),
+    ("--model=/no/such/model.keras", "model"),
+    ("--output_dir=", "output_dir"),
+    ("--output_dir=" + os.path.abspath(__file__), "output_dir"),
+    ("--pairs=a:b,c", "pairs"),
+    ("--method=magic", "method"),
+    ("--scheme=magic", "scheme"),
+    ("--loss_weight=-1", "loss_weight"),
+    ("--methods=", "methods"),
+    ("--methods=kd,magic", "methods"),
+    ("--compression=magic", "compression"),
+    ("--target_sparsity=1", "target_sparsity"),
+    ("--clusters=1", "clusters"),
+    ("--energy=0", "energy"),
+    ("--target=toaster", "target"),
+    ("--size_budget_bytes=-1", "size_budget_bytes"),
+    ("--regime=cifar", "regime"),
+    ("--labeled=0", "labeled"),
+    ("--transfer_size=-1", "transfer_size"),
+    ("--rows=magic", "rows"),
+    ("--mode=fast", "mode"),
+    ("--sparsity=1", "sparsity"),
+    ("--fine_tune_epochs=0", "fine_tune_epochs"),
+    ("--finetune_epochs=0", "finetune_epochs"),
+]
+
+
+def _set(name, text):
+    """Parses ``--name=text`` and runs that flag's validators (not every flag's, as a full parse
+    would: a script may validate a default that only holds where it runs)."""
+    flag = flags.FLAGS[name]
+    flag.parse(text)
+    setattr(flags.FLAGS, name, flag.value)
+
+
+@pytest.mark.parametrize("arg, flag", INVALID, ids=[a for a, _ in INVALID])
+def test_invalid_flag_values_are_refused_in_process(script_modules, arg, flag):
+    if flag not in flags.FLAGS:
+        pytest.skip(f"--{flag} is not declared by the examples in this tree")
+    with flagsaver.flagsaver(), pytest.raises(flags.Error, match=f"--{flag}|{flag}"):
+        _set(flag, arg.split("=", 1)[1])
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_non_finite_float_flags_are_refused(script_modules, value):
+    from examples import common_flags
+
+    with flagsaver.flagsaver():
+        _set("temperature", value)
+        with pytest.raises(flags.IllegalFlagValueError, match="--temperature"):
+            common_flags.check_finite_floats()
+
+
+def test_work_dir_is_required_for_one_speed_mode(script_modules):
+    with flagsaver.flagsaver(), pytest.raises(flags.Error, match="--work_dir"):
+        _set("work_dir", "/no/such/dir")
+        _set("mode", "live")
+
+
+@pytest.mark.parametrize(
+    "method, pairs, scheme, message",
+    [
+        ("at", [("t_nope", "s_block1")], "none", "no layer named 't_nope'"),
+        ("kd", [("t_block1", "s_block1")], "none", "--pairs is used only"),
+        ("at", None, "born_again", "applies only with --scheme=none"),
+    ],
+)
+def test_distill_turns_run_time_checks_into_usage_errors(
+    script_modules, method, pairs, scheme, message
+):
+    distill = script_modules["distill"]
+    with pytest.raises(app.UsageError, match=message):
+        distill.check_method_flags("digits", method, pairs, None, scheme, 4.0, 0.1, 4, 2)
+
+
+def test_distill_accepts_valid_method_flags(script_modules):
+    script_modules["distill"].check_method_flags(
+        "digits", "at", [("t_block2", "s_block2")], None, "none", 4.0, 0.1, 4, 2
+    )
