@@ -117,10 +117,23 @@ def clone_with(model, clone_function):
     def _clone(layer):
         if isinstance(layer, keras.layers.InputLayer):
             return layer.__class__.from_config(layer.get_config())
-        return clone_function(layer)
+        result = clone_function(layer)
+        if result is layer:
+            # A layer reused as is would belong to two graphs; its .output (which feature taps
+            # read) would then point into `source`, not into the clone.
+            return _fresh_copy(layer)
+        return result
 
     with scopes():
         return keras.models.clone_model(source, clone_function=_clone)
+
+
+def _fresh_copy(layer):
+    fresh = layer.__class__.from_config(layer.get_config())
+    if layer.weights:
+        fresh.build(layer.input_shape)
+        fresh.set_weights(layer.get_weights())
+    return fresh
 
 
 def layer_kind(layer):

@@ -191,3 +191,21 @@ def test_plain_fit_without_the_callback_fails_and_with_it_prunes(student, small_
         x, y, epochs=1, batch_size=32, verbose=0, callbacks=compress.training_callbacks(pruned)
     )
     assert compress.sparsity(compress.strip(pruned))["total"] == pytest.approx(0.5, abs=0.02)
+
+
+def test_a_layer_left_unpruned_can_be_tapped_for_a_feature_loss(student, small_digits):
+    import keras_kd as kd
+
+    pruned = compress.prune(
+        student, target_sparsity=0.5, end_step=2, frequency=1, layers=["s_block1", "s_logits"]
+    )
+    assert pruned.get_layer("s_block2") is not student.get_layer("s_block2")
+    teacher = keras.models.clone_model(student)
+    fitnet = kd.losses.FitNetHint(pairs=[("s_block2", "s_block2")])
+    distiller = kd.Distiller(pruned, teacher, losses=[kd.losses.LogitsKD(), fitnet])
+    distiller.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    history = distiller.fit(*small_digits, epochs=1, batch_size=64, verbose=0)
+    assert np.isfinite(history.history["fitnet_hint"][0])
+    np.testing.assert_allclose(
+        compress.sparsity(compress.strip(pruned))["s_block1"], 0.5, atol=0.01
+    )
