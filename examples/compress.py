@@ -38,11 +38,11 @@ from absl import app, flags, logging
 
 import keras_kd as kd
 from examples import common_flags
+from examples.compress_recipes import METHODS, apply_methods, make_train_fn, valid_methods
+from examples.compress_recipes import float_params as _float_params
 from examples.models import make_student, make_teacher
 from keras_kd import compress, keras
 from keras_kd._compat import tf
-
-METHODS = ("slim", "units", "prune", "cluster", "qat")
 
 common_flags.set_defaults(
     dataset="digits",
@@ -84,11 +84,6 @@ _TFLITE = flags.DEFINE_bool(
 )
 
 
-def valid_methods(methods):
-    """True when ``methods`` is a non-empty list of distinct names from ``METHODS``."""
-    return bool(methods) and set(methods) <= set(METHODS) and len(set(methods)) == len(methods)
-
-
 flags.register_validator(
     "compression",
     valid_methods,
@@ -116,88 +111,6 @@ print(json.dumps(sizes))
 
 def _loss():
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-
-def make_train_fn(
-    teacher,
-    x,
-    y,
-    epochs,
-    batch_size=64,
-    learning_rate=3e-3,
-    temperature=4.0,
-    alpha=0.1,
-    distill=True,
-    verbose=0,
-):
-    """Returns ``train_fn(model)``, which distills ``model`` (or fits it on the labels alone)."""
-
-    def train_fn(model):
-        if distill:
-            trainer = kd.Distiller(
-                model, teacher, losses=[kd.losses.LogitsKD(temperature)], alpha=alpha
-            )
-            callbacks = []  # Distiller.fit adds what the compressed student needs
-        else:
-            trainer, callbacks = model, compress.training_callbacks(model)
-        trainer.compile(keras.optimizers.Adam(learning_rate), _loss(), metrics=["accuracy"])
-        trainer.fit(
-            x, y, epochs=epochs, batch_size=batch_size, verbose=verbose, callbacks=callbacks
-        )
-
-    return train_fn
-
-
-def apply_methods(
-    model,
-    methods,
-    train_fn,
-    steps,
-    sparsity=0.8,
-    units_fraction=0.5,
-    clusters=16,
-    energy=0.9,
-    m_by_n=None,
-):
-    """Applies ``methods`` in the order of METHODS, fine-tuning with ``train_fn`` after each step.
-
-    ``steps`` is the number of training steps of one ``train_fn`` call (for the pruning
-    schedule). ``m_by_n`` replaces magnitude pruning by ``(m, n)`` structured pruning.
-    Returns the stripped model.
-    """
-    pruned = clustered = False
-    for method in [m for m in METHODS if m in methods]:
-        if method == "slim":
-            model = compress.low_rank(compress.depthwise_separable(model), energy=energy)
-        elif method == "units":
-            model = compress.prune_units(model, units_fraction)
-        elif method == "prune":
-            frequency = max(1, steps // 20)
-            if m_by_n is None:
-                model = compress.prune(
-                    model, sparsity, end_step=frequency * 14, frequency=frequency
-                )
-            else:
-                fitting = [
-                    layer.name
-                    for layer in model.layers
-                    if type(layer) in (keras.layers.Dense, keras.layers.Conv2D)
-                    and layer.kernel.shape[-2] % m_by_n[1] == 0
-                ]
-                model = compress.prune(
-                    model, None, "constant", frequency=frequency, m_by_n=m_by_n, layers=fitting
-                )
-            pruned = True
-        elif method == "cluster":
-            model = compress.cluster(model, clusters, preserve_sparsity=pruned)
-            clustered = True
-        else:
-            model = compress.quantize(
-                model, preserve="clusters" if clustered else ("sparsity" if pruned else None)
-            )
-        train_fn(model)
-        model = compress.strip(model)
-    return model
 
 
 def keras_latency_ms(model, x, batch, repeats=30):
@@ -453,29 +366,6 @@ def markdown_table(report):
             else f"| {label} | {shown['parameters']:,} | | {shown['accuracy']:.4f} | | | | |"
         )
     return "\n".join(lines)
-
-
-def _float_params(model):
-    """Parameters of the float layers (a QAT model's range variables are not weights to store)."""
-    return sum(
-        int(np.prod(w.shape))
-        for w in model.weights
-        if "quantize_layer" not in w.name and not _is_range(w)
-    )
-
-
-def _is_range(weight):
-    name = weight.name.split("/")[-1]
-    return name.startswith(
-        (
-            "optimizer_step",
-            "kernel_min",
-            "kernel_max",
-            "post_activation",
-            "pre_activation",
-            "output_m",
-        )
-    )
 
 
 def main(argv):

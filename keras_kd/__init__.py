@@ -6,7 +6,7 @@ Example:
     >>> distiller = kd.Distiller(student=student, teacher=teacher, alpha=0.1)
 """
 
-from keras_kd import data, export, losses, resilience, students
+from keras_kd import data, export, losses, report, resilience, students
 from keras_kd._compat import keras
 from keras_kd.distiller import Distiller
 from keras_kd.features import FeatureTap
@@ -21,6 +21,7 @@ __all__ = [
     "export",
     "keras",
     "losses",
+    "report",
     "resilience",
     "students",
 ]

@@ -1,0 +1,76 @@
+r"""Renders a pipeline report (report.html) in headless Chromium and writes a PNG screenshot.
+
+    python -m examples.screenshot_report --report_html=keras_kd_runs/pipeline/report.html
+    python -m examples.screenshot_report --report_html=out/report.html --window_size=1280,4000
+
+Checks that a real browser shows the report (plots visible, table readable). The PNG is written
+next to the report unless ``--screenshot_png`` says otherwise. The last line of output is one JSON
+object with the PNG's path and size and the pixel standard deviation (near 0 for a blank page).
+"""
+
+import json
+import os
+
+from absl import app, flags
+
+from examples import common_flags
+from keras_kd import report
+
+_REPORT_HTML = flags.DEFINE_string(
+    "report_html", None, "The report to render, e.g. keras_kd_runs/pipeline/report.html."
+)
+_SCREENSHOT_PNG = flags.DEFINE_string(
+    "screenshot_png", None, "Where to write the PNG (default: report_screenshot.png beside it)."
+)
+_WINDOW = flags.DEFINE_string("window_size", "1280,2400", "Browser window WIDTH,HEIGHT in pixels.")
+flags.register_validator(
+    "report_html",
+    lambda path: path is None or os.path.isfile(path),
+    message="--report_html must be an existing file",
+)
+flags.register_validator(
+    "screenshot_png",
+    lambda path: path is None or path.endswith(".png"),
+    message="--screenshot_png must be a .png path",
+)
+flags.register_validator(
+    "window_size",
+    lambda text: len(text.split(",")) == 2 and all(p.strip().isdigit() for p in text.split(",")),
+    message="--window_size must look like 1280,2400",
+)
+
+
+def pixel_std(png_path):
+    """The standard deviation of the PNG's grayscale pixels (0 for a blank, one-colour page)."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(png_path) as image:
+        return float(np.asarray(image.convert("L"), dtype=np.float32).std())
+
+
+def run(report_html, screenshot_png=None, width=1280, height=2400):
+    """Renders ``report_html``; returns ``{"png", "width", "height", "pixel_std"}``."""
+    if screenshot_png is None:
+        screenshot_png = os.path.join(os.path.dirname(report_html), "report_screenshot.png")
+    path = report.screenshot(report_html, screenshot_png, width=width, height=height)
+    from PIL import Image
+
+    with Image.open(path) as image:
+        size = image.size
+    return {"png": path, "width": size[0], "height": size[1], "pixel_std": pixel_std(path)}
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if _REPORT_HTML.value is None:
+        raise app.UsageError("--report_html is required (the pipeline's report.html)")
+    width, height = (int(p) for p in _WINDOW.value.split(","))
+    result = run(_REPORT_HTML.value, _SCREENSHOT_PNG.value, width, height)
+    print(f"screenshot: {result['png']}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    common_flags.run_app(main)
