@@ -38,11 +38,14 @@ LIBRARIES = [name for name in ALL_MODULES if not _is_script(name)]
 BAD_FLAG = {
     "benchmark": ("--methods=magic", "methods"),
     "benchmark_export": ("--sparsity=1.5", "sparsity"),
+    "benchmark_lowbit": ("--lowbit_modes=magic", "lowbit_modes"),
     "benchmark_schemes": ("--rows=magic", "rows"),
     "benchmark_speed": ("--mode=fast", "mode"),
     "compress": ("--compression=magic", "compression"),
     "distill": ("--method=magic", "method"),
     "export": ("--target=toaster", "target"),
+    "pipeline": ("--pipeline_target=toaster", "pipeline_target"),
+    "tree": ("--tree_depth=0", "tree_depth"),
     "transfer": ("--regime=cifar", "regime"),
 }
 DEFAULT_BAD_FLAG = ("--epochs=-1", "epochs")

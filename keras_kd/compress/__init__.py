@@ -1,4 +1,5 @@
-"""Compression of the student: pruning, lottery tickets, unit pruning, QAT, clustering, slimming.
+"""Compression of the student: pruning, lottery tickets, unit pruning, QAT (8-bit and low-bit
+weights), clustering, slimming.
 
 Every function takes a plain (Sequential or functional) Keras model and returns a new one; nothing
 here knows about distillation. Train the result with ``keras_kd.Distiller`` (its ``fit`` adds the
@@ -15,6 +16,12 @@ Example:
 
 from keras_kd.compress.clustering import CENTROID_INITS, cluster, distinct_values
 from keras_kd.compress.lottery import lottery_ticket, prune_iteratively
+from keras_kd.compress.low_bit import (
+    BinaryWeightQuantizer,
+    LowBitQuantizeConfig,
+    TernaryWeightQuantizer,
+)
+from keras_kd.compress.packing import pack_weights, packed_size
 from keras_kd.compress.pruning import prune, sparsity
 from keras_kd.compress.quantization import quantize
 from keras_kd.compress.slimming import depthwise_separable, low_rank
@@ -23,12 +30,17 @@ from keras_kd.compress.units import prune_units
 
 __all__ = [
     "CENTROID_INITS",
+    "BinaryWeightQuantizer",
+    "LowBitQuantizeConfig",
+    "TernaryWeightQuantizer",
     "cluster",
     "depthwise_separable",
     "distinct_values",
     "is_quantized",
     "lottery_ticket",
     "low_rank",
+    "pack_weights",
+    "packed_size",
     "prune",
     "prune_iteratively",
     "prune_units",
