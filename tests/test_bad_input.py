@@ -1136,7 +1136,7 @@ def _cell(text):
 
 
 def table_markdown():
-    """The README "Bad input" table: one row per case."""
+    """The README "Bad input" table: one row per case (paths of this checkout as ``<checkout>``)."""
     lines = [
         "| Entry point | Argument | Refused | Raises | Message names the value "
         "| and what is allowed |",
@@ -1145,7 +1145,7 @@ def table_markdown():
     for case in CASES:
         lines.append(
             f"| `{case.entry}` | `{case.arg}` | {_cell(case.refused)} | `{case.error.__name__}` | "
-            f'`{_cell(case.value)}` | "...{_cell(case.allowed)}..." |'
+            f'`{_cell(case.value).replace(ROOT, "<checkout>")}` | "...{_cell(case.allowed)}..." |'
         )
     return "\n".join(lines)
 

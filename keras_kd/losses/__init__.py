@@ -49,9 +49,7 @@ def get(name, **kwargs):
         >>> loss = get("kd", temperature=4.0)
     """
     if name not in _BY_NAME:
-        raise ValueError(
-            f"name must be one of {sorted(_BY_NAME)}, received: name={name!r}"
-        )
+        raise ValueError(f"name must be one of {sorted(_BY_NAME)}, received: name={name!r}")
     return _BY_NAME[name](**kwargs)
 
 

@@ -293,7 +293,9 @@ def _normalized_distances(diff):
     """Pairwise distances divided by their mean over pairs of distinct examples (Park et al.:
     the mean of the non-zero distances), so duplicated examples change nothing; 0 for one example."""
     squared = tf.reduce_sum(tf.square(diff), axis=-1)
-    distinct = tf.cast(squared > 1e-12, diff.dtype) * (1.0 - tf.eye(tf.shape(diff)[0], dtype=diff.dtype))
+    distinct = tf.cast(squared > 1e-12, diff.dtype) * (
+        1.0 - tf.eye(tf.shape(diff)[0], dtype=diff.dtype)
+    )
     # The floor keeps the gradient of sqrt finite for duplicated examples, as in the authors' code.
     distances = tf.sqrt(tf.maximum(squared, 1e-12)) * distinct
     mean = tf.reduce_sum(distances) / tf.maximum(tf.reduce_sum(distinct), 1.0)

@@ -248,10 +248,7 @@ def _doubled(value):
 
 @pytest.mark.parametrize(
     "name",
-    [
-        n
-        for n in NAMES
-    ],
+    [n for n in NAMES],
 )
 @PROPERTY_SETTINGS
 @given(seed=st.integers(0, 2**31 - 1), batch=st.integers(2, 5))

@@ -18,7 +18,8 @@ def _scalars(log_dir):
                 number = tf.make_ndarray(value.tensor)
                 found.setdefault(value.tag, []).append((event.step, float(number)))
                 assert value.metadata.plugin_data.plugin_name == "scalars"
-    return found
+    # Several event files (one writer per run or epoch) come back from glob in any order.
+    return {tag: sorted(points) for tag, points in found.items()}
 
 
 def test_write_scalars_writes_readable_scalar_events(tmp_path):
