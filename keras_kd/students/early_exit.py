@@ -4,6 +4,7 @@ import numpy as np
 
 from keras_kd import _labels
 from keras_kd._compat import keras, tf
+from keras_kd.students._self_training import SelfTrainingModel
 from keras_kd.students.difficulty import first_confident
 from keras_kd.students.exit_loss import ExitDistillation
 from keras_kd.students.macs import count_macs
@@ -12,7 +13,7 @@ _POOLS = {3: keras.layers.AveragePooling1D, 4: keras.layers.AveragePooling2D}
 
 
 @keras.utils.register_keras_serializable(package="keras_kd")
-class EarlyExit(keras.Model):
+class EarlyExit(SelfTrainingModel):
     """A model with exit heads after chosen layers; an input may leave at the first confident exit.
 
     Each name in ``exits`` gets a head on that layer's output: average pooling of the feature map
@@ -57,6 +58,8 @@ class EarlyExit(keras.Model):
         >>> early.fit(x_train, y_train, epochs=5, verbose=0)
         >>> exit_index, logits = early.predict_dynamic(x_test, threshold=0.9)
     """
+
+    compile_refusal = "trains with ExitDistillation and reports each exit's accuracy"
 
     def __init__(
         self, model, exits, head_grid=2, temperature=4.0, distillation_weight=1.0, **kwargs
@@ -119,30 +122,6 @@ class EarlyExit(keras.Model):
     @property
     def metrics(self):
         return [self._loss_tracker, *self._accuracies]
-
-    def compile(self, optimizer="rmsprop", **kwargs):
-        """Configures training; the loss and the per-exit accuracy metrics are built in.
-
-        Args:
-            optimizer: A Keras optimizer or its name.
-            **kwargs: Passed to ``keras.Model.compile`` (``jit_compile``, ``run_eagerly``, ...);
-                ``loss`` and ``metrics`` are not accepted.
-
-        Raises:
-            ValueError: If ``loss`` or ``metrics`` is given.
-        """
-        for name in ("loss", "metrics"):
-            if kwargs.get(name) is not None:
-                raise ValueError(
-                    f"EarlyExit trains with ExitDistillation and reports each exit's accuracy; "
-                    f"{name} cannot be set, received: {name}={kwargs[name]!r}"
-                )
-        super().compile(optimizer=optimizer, **kwargs)
-
-    def compile_from_config(self, config):
-        """Recompiles from ``get_compile_config()`` when a saved model is loaded."""
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        self.optimizer.build(self.trainable_variables)
 
     def train_step(self, data):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)

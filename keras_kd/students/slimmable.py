@@ -5,6 +5,7 @@ import numpy as np
 from keras_kd import _labels
 from keras_kd._compat import keras, tf
 from keras_kd.losses.base import validate_positive
+from keras_kd.students._self_training import SelfTrainingModel
 from keras_kd.students.macs import count_macs
 from keras_kd.students.slimmable_layers import (
     DEFAULT_WIDTHS,
@@ -29,7 +30,7 @@ _WIDTH_FREE = (
 
 
 @keras.utils.register_keras_serializable(package="keras_kd")
-class SlimmableModel(keras.Model):
+class SlimmableModel(SelfTrainingModel):
     """A chain of layers that runs at every width in ``widths``, trained by the sandwich rule.
 
     ``model(x, width=w)`` runs the first ``active_units(units, w)`` units of every slimmable layer
@@ -69,6 +70,8 @@ class SlimmableModel(keras.Model):
         >>> model.fit(x_train, y_train, epochs=5, verbose=0)
         >>> small = at_width(model, 0.25)  # a plain keras.Sequential
     """
+
+    compile_refusal = "trains with the sandwich rule and reports each width's accuracy"
 
     def __init__(
         self, layers, input_shape, widths=DEFAULT_WIDTHS, num_random=1, temperature=1.0, **kwargs
@@ -112,29 +115,6 @@ class SlimmableModel(keras.Model):
     @property
     def metrics(self):
         return [self._loss_tracker, *self._accuracies.values()]
-
-    def compile(self, optimizer="rmsprop", **kwargs):
-        """Configures training; the sandwich loss and per-width accuracies are built in.
-
-        Args:
-            optimizer: A Keras optimizer or its name.
-            **kwargs: Passed to ``keras.Model.compile``; ``loss`` and ``metrics`` are not accepted.
-
-        Raises:
-            ValueError: If ``loss`` or ``metrics`` is given.
-        """
-        for name in ("loss", "metrics"):
-            if kwargs.get(name) is not None:
-                raise ValueError(
-                    f"SlimmableModel trains with the sandwich rule and reports each width's "
-                    f"accuracy; {name} cannot be set, received: {name}={kwargs[name]!r}"
-                )
-        super().compile(optimizer=optimizer, **kwargs)
-
-    def compile_from_config(self, config):
-        """Recompiles from ``get_compile_config()`` when a saved model is loaded."""
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        self.optimizer.build(self.trainable_variables)
 
     def train_step(self, data):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
