@@ -306,9 +306,8 @@ class Distiller(keras.Model):
             x = x[cache.INPUTS_KEY]
         logits = self.student(x, training=False)
         logs = {}
-        # compile(loss=None) (alpha=0) leaves a loss container with no loss in it.
-        has_loss = getattr(self.compiled_loss, "_user_losses", None) is not None
-        if y is not None and has_loss:
+        # With alpha=0, compile(loss=None) is allowed and there is no hard loss to report.
+        if y is not None and self.loss:
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
             hard = tf.cast(self.compiled_loss(y, logits, sample_weight), tf.float32) * replicas
             if self.student.losses:

@@ -37,6 +37,10 @@ from absl import logging
 
 from keras_kd._compat import keras, tf
 
+# The rest (prepare_fit, guard_for, minimize_finite, check_finite, nonfinite_error) is the
+# Distiller's wiring, not API.
+__all__ = ["BackupAndRestore", "StateGuard", "enable_determinism", "save_model_atomically"]
+
 _SAVE_FREQ_EPOCH = "epoch"
 
 

@@ -11,6 +11,9 @@ CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrom
 def find_chromium():
     """The path of a Chromium or Chrome executable on ``PATH``, or ``None``.
 
+    Returns:
+        The executable's path, or ``None`` when none of ``CHROMIUM_NAMES`` is on ``PATH``.
+
     Example:
         >>> find_chromium()
         '/usr/bin/chromium'

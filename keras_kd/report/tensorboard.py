@@ -13,6 +13,9 @@ from keras_kd._compat import keras, tf
 def tensorboard_installed():
     """True when the ``tensorboard`` package can be imported (``tf.summary.scalar`` works).
 
+    Returns:
+        Whether ``import tensorboard`` succeeds.
+
     Example:
         >>> tensorboard_installed()
         False

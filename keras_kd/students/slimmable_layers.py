@@ -10,7 +10,23 @@ DEFAULT_WIDTHS = (0.25, 0.5, 0.75, 1.0)
 
 
 def active_units(units, width):
-    """Units a layer of ``units`` keeps at ``width``: ``max(1, floor(units * width + 0.5))``."""
+    """Units a layer of ``units`` keeps at ``width``: ``max(1, floor(units * width + 0.5))``.
+
+    The first ``active_units(units, width)`` units (and their weights) are the ones a slimmable
+    layer runs at ``width`` (Yu et al. 2018, "Slimmable Neural Networks"), and the units of the
+    plain layer ``at_width`` builds.
+
+    Args:
+        units: The layer's full number of units or filters.
+        width: Width multiplier in (0, 1].
+
+    Returns:
+        The number of units kept, at least 1.
+
+    Example:
+        >>> active_units(16, 0.25)
+        4
+    """
     return max(1, int(math.floor(units * width + 0.5)))
 
 
