@@ -1,6 +1,6 @@
 r"""Compares distillation methods on one teacher/student pair: equal epochs, several seeds.
 
-    python -m examples.benchmark --dataset=idx:/usr/share/datasets/fashion-mnist --train_size=5000
+    python -m examples.benchmark --dataset=fashion_mnist --train_size=5000
 
 For every seed the example student (``examples/models.py``) starts from the same initial weights in
 every row and trains ``--epochs`` epochs: from scratch, and by each method of ``--methods``
@@ -11,8 +11,14 @@ The student sees ``--train_size`` labeled examples. Writes ``benchmark.json`` an
 ``benchmark.md`` to ``--output_dir``, prints the table, and ends with one JSON line.
 """
 
-import json
 import os
+import sys
+
+if not __package__:  # python examples/<name>.py: import the package as `python -m` does
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import examples  # noqa: F401  (quiets TensorFlow before keras_kd imports it)
+
+import json
 import time
 
 import numpy as np
@@ -24,7 +30,7 @@ from examples.models import make_student, make_teacher
 from keras_kd import keras
 
 common_flags.set_defaults(
-    dataset="idx:/usr/share/datasets/fashion-mnist",
+    dataset="fashion_mnist",
     train_size=5000,
     epochs=10,
     teacher_epochs=10,
@@ -59,20 +65,20 @@ def _ce():
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
-def _teacher(x, y, width, epochs, batch_size, path):
+def _teacher(x, y, width, epochs, batch_size, path, verbose=0):
     """The example CNN teacher, trained as examples/transfer.py trains it (Adam 1e-3, seed 0)."""
     if os.path.isfile(path):
         return keras.models.load_model(path)
     keras.utils.set_random_seed(0)
     teacher = make_teacher(x.shape[1:], int(y.max()) + 1, width=width)
     teacher.compile(keras.optimizers.Adam(1e-3), _ce(), metrics=["accuracy"])
-    teacher.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0)
+    teacher.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=verbose)
     teacher.save(path)
     return teacher
 
 
 def run(
-    dataset="idx:/usr/share/datasets/fashion-mnist",
+    dataset="fashion_mnist",
     train_size=5000,
     epochs=10,
     teacher_epochs=10,
@@ -83,14 +89,18 @@ def run(
     alpha=0.1,
     method_names=methods.METHODS,
     output_dir="keras_kd_runs/benchmark",
+    verbose=0,
 ):
-    """Runs scratch and every method for each seed; returns the table as a dict (see module doc)."""
+    """Runs scratch and every method for each seed; returns the table as a dict (see module doc).
+
+    ``verbose`` is Keras ``fit``'s (0 silent, 1 progress bars, 2 a line per epoch).
+    """
     (x, y), (x_test, y_test) = kd.data.load(dataset)
     os.makedirs(output_dir, exist_ok=True)
     order = np.random.default_rng(0).permutation(len(x))[: train_size or len(x)]
     x_small, y_small = x[order], y[order]
     classes = int(max(y.max(), y_test.max())) + 1
-    train_teacher = {"epochs": teacher_epochs, "batch_size": batch_size}
+    train_teacher = {"epochs": teacher_epochs, "batch_size": batch_size, "verbose": verbose}
     teachers = {
         "default": _teacher(
             x, y, 64, path=os.path.join(output_dir, "teacher.keras"), **train_teacher
@@ -117,7 +127,12 @@ def run(
             timer = _EpochSeconds()
             keras.utils.set_random_seed(seed + 2)
             model.fit(
-                x_small, y_small, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=[timer]
+                x_small,
+                y_small,
+                epochs=epochs,
+                batch_size=batch_size,
+                verbose=verbose,
+                callbacks=[timer],
             )
             accuracy = float(model.evaluate(x_test, y_test, verbose=0)[1])
             rows[name]["accuracy"].append(accuracy)
@@ -173,6 +188,7 @@ def main(argv):
         alpha=common_flags.ALPHA.value,
         method_names=_METHODS.value,
         output_dir=common_flags.OUTPUT_DIR.value,
+        verbose=common_flags.keras_verbosity(),
     )
     print(
         f"teachers {result['teacher_acc']}; {result['train_size']} training examples, {result['epochs']} epochs"

@@ -9,12 +9,18 @@ seeded teacher, student, data and Distiller (teacher outputs cached), once with 
 after the first (which includes tracing). Each mode also trains twice more for two epochs to check
 whether it repeats itself bit for bit. The last line is JSON with ``nondeterministic_s``,
 ``deterministic_s``, ``slowdown`` (their ratio) and ``*_repeatable``.
+Keras trains silently whatever ``--verbose`` says: progress output would be timed too.
 """
 
-import json
 import os
-import subprocess
 import sys
+
+if not __package__:  # python examples/<name>.py: import the package as `python -m` does
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import examples  # noqa: F401  (quiets TensorFlow before keras_kd imports it)
+
+import json
+import subprocess
 import time
 
 import numpy as np
@@ -26,7 +32,7 @@ from examples.models import make_student, make_teacher
 from keras_kd import keras, resilience
 
 common_flags.set_defaults(
-    dataset="idx:/usr/share/datasets/fashion-mnist",
+    dataset="fashion_mnist",
     train_size=10000,
     epochs=4,
     batch_size=128,
@@ -87,6 +93,7 @@ def run_mode(deterministic, dataset, train_size, epochs, batch_size, seed, width
 
 def run(dataset, train_size, epochs, batch_size, seed, teacher_width=32, student_width=8):
     """Runs both modes, each in a subprocess, and returns the results dict (see module doc)."""
+    kd.data.load(dataset)  # a missing dataset fails here, in one line, not in a subprocess
     results = {}
     for mode in ("off", "on"):
         command = [

@@ -17,9 +17,15 @@ it is shown under the largest thread count only. TFLite latency is the median si
 ``keras_accuracy``, ``train_size`` and ``test_size``.
 """
 
+import os
+import sys
+
+if not __package__:  # python examples/<name>.py: import the package as `python -m` does
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import examples  # noqa: F401  (quiets TensorFlow before keras_kd imports it)
+
 import gzip
 import json
-import os
 import time
 
 import numpy as np
@@ -32,7 +38,7 @@ from keras_kd import export, keras
 from keras_kd._compat import tf
 
 common_flags.set_defaults(
-    dataset="idx:/usr/share/datasets/fashion-mnist",
+    dataset="fashion_mnist",
     model=None,
     train_size=0,
     epochs=5,
@@ -103,7 +109,9 @@ def _tflite_row(name, model, target, output_dir, x_train, x_test, y_test, runs):
     }
 
 
-def _compressed_rows(student, x, y, epochs, batch_size, sparsity, output_dir, x_test, y_test, runs):
+def _compressed_rows(
+    student, x, y, epochs, batch_size, sparsity, output_dir, x_test, y_test, runs, verbose=0
+):
     """QAT-int8 and pruned+int8 rows, or [] when keras_kd.compress is not available."""
     try:
         from keras_kd import compress
@@ -111,7 +119,7 @@ def _compressed_rows(student, x, y, epochs, batch_size, sparsity, output_dir, x_
         logging.warning("keras_kd.compress is not available: no QAT or pruned rows")
         return []
     qat = _compile(compress.quantize(student), 1e-4)
-    qat.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0)
+    qat.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=verbose)
     rows = [_tflite_row("qat_int8", qat, "int8", output_dir, x, x_test, y_test, runs)]
     pruned = _compile(compress.prune(student, sparsity, schedule="constant", frequency=20), 1e-3)
     pruned.fit(
@@ -119,7 +127,7 @@ def _compressed_rows(student, x, y, epochs, batch_size, sparsity, output_dir, x_
         y,
         epochs=epochs,
         batch_size=batch_size,
-        verbose=0,
+        verbose=verbose,
         callbacks=compress.training_callbacks(pruned),
     )
     stripped = compress.strip(pruned)
@@ -129,7 +137,7 @@ def _compressed_rows(student, x, y, epochs, batch_size, sparsity, output_dir, x_
 
 
 def run(
-    dataset="idx:/usr/share/datasets/fashion-mnist",
+    dataset="fashion_mnist",
     model=None,
     train_size=0,
     epochs=5,
@@ -140,8 +148,13 @@ def run(
     runs=200,
     seed=0,
     output_dir="keras_kd_runs/benchmark_export",
+    verbose=0,
+    unsafe_deserialization=False,
 ):
-    """Runs the benchmark; returns ``{"rows": [...], "keras_accuracy": ...}`` (see module doc)."""
+    """Runs the benchmark; returns ``{"rows": [...], "keras_accuracy": ...}`` (see module doc).
+
+    ``verbose`` is Keras ``fit``'s (0 silent, 1 progress bars, 2 a line per epoch).
+    """
     (x, y), (x_test, y_test) = kd.data.load(dataset)
     if train_size:
         x, y = x[:train_size], y[:train_size]
@@ -151,16 +164,26 @@ def run(
     if model is None:
         student = _compile(make_student(x.shape[1:], num_classes, width=student_width), 3e-3)
         logging.info("Training the student on %d examples for %d epochs", len(x), epochs)
-        student.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0)
+        student.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=verbose)
     else:
-        student = keras.models.load_model(model, compile=False)
+        student = kd.load_model(model, unsafe=unsafe_deserialization)
     rows = [_keras_row(student, os.path.join(output_dir, "student.keras"), x_test, y_test, runs)]
     for target in export.TARGETS:
         rows.append(
             _tflite_row(f"tflite_{target}", student, target, output_dir, x, x_test, y_test, runs)
         )
     rows += _compressed_rows(
-        student, x, y, fine_tune_epochs, batch_size, sparsity, output_dir, x_test, y_test, runs
+        student,
+        x,
+        y,
+        fine_tune_epochs,
+        batch_size,
+        sparsity,
+        output_dir,
+        x_test,
+        y_test,
+        runs,
+        verbose,
     )
     return {
         "rows": rows,
@@ -207,6 +230,8 @@ def main(argv):
         runs=common_flags.RUNS.value,
         seed=common_flags.SEED.value,
         output_dir=common_flags.OUTPUT_DIR.value,
+        verbose=common_flags.keras_verbosity(),
+        unsafe_deserialization=common_flags.UNSAFE_DESERIALIZATION.value,
     )
     print(markdown_table(result["rows"]))
     print(json.dumps(result))

@@ -17,8 +17,14 @@ their bit width) and its top-1 agreement with the Keras model. Writes ``lowbit.j
 output is one JSON object.
 """
 
-import json
 import os
+import sys
+
+if not __package__:  # python examples/<name>.py: import the package as `python -m` does
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import examples  # noqa: F401  (quiets TensorFlow before keras_kd imports it)
+
+import json
 import time
 
 import numpy as np
@@ -32,7 +38,7 @@ from keras_kd import compress, keras
 MODES = ("float", "8", "4", "2", "ternary", "binary")
 
 common_flags.set_defaults(
-    dataset="idx:/usr/share/datasets/fashion-mnist",
+    dataset="fashion_mnist",
     train_size=10000,
     epochs=5,
     teacher_epochs=5,
@@ -89,7 +95,7 @@ def _tflite(model, x_train, x_test, y_test, path):
 
 
 def run(
-    dataset="idx:/usr/share/datasets/fashion-mnist",
+    dataset="fashion_mnist",
     train_size=10000,
     epochs=5,
     teacher_epochs=5,
@@ -104,8 +110,12 @@ def run(
     keep_first_last_8bit=True,
     tflite=True,
     output_dir="keras_kd_runs/lowbit",
+    verbose=0,
 ):
-    """Trains every mode on labels and distilled; returns the table as a dict (see module doc)."""
+    """Trains every mode on labels and distilled; returns the table as a dict (see module doc).
+
+    ``verbose`` is Keras ``fit``'s (0 silent, 1 progress bars, 2 a line per epoch).
+    """
     modes = list(modes)
     if not modes or not set(modes) <= set(MODES) or len(set(modes)) != len(modes):
         raise ValueError(
@@ -119,7 +129,7 @@ def run(
     keras.utils.set_random_seed(seed)
     teacher = make_teacher(x.shape[1:], classes, width=teacher_width)
     teacher.compile(keras.optimizers.Adam(1e-3), _ce(), metrics=["accuracy"])
-    teacher.fit(x, y, epochs=teacher_epochs, batch_size=batch_size, verbose=0)
+    teacher.fit(x, y, epochs=teacher_epochs, batch_size=batch_size, verbose=verbose)
     teacher_acc = float(teacher.evaluate(x_test, y_test, verbose=0)[1])
     logging.info("teacher: %.4f", teacher_acc)
     keras.utils.set_random_seed(seed + 1)
@@ -143,7 +153,7 @@ def run(
                 )
             model.compile(keras.optimizers.Adam(learning_rate), _ce(), metrics=["accuracy"])
             keras.utils.set_random_seed(seed + 2)
-            model.fit(x_small, y_small, epochs=epochs, batch_size=batch_size, verbose=0)
+            model.fit(x_small, y_small, epochs=epochs, batch_size=batch_size, verbose=verbose)
             student.compile(loss=_ce(), metrics=["accuracy"])
             size = compress.packed_size(student)
             row = {
@@ -227,6 +237,7 @@ def main(argv):
         keep_first_last_8bit=_KEEP_8BIT.value,
         tflite=_TFLITE.value,
         output_dir=common_flags.OUTPUT_DIR.value,
+        verbose=common_flags.keras_verbosity(),
     )
     print(f"teacher {result['teacher_acc']:.4f}; {result['train_size']} training examples")
     print(markdown(result))

@@ -17,6 +17,13 @@ teacher of the student's widths, ``t_pool1 -> t_block2``, then stage 2 with KD f
 ``self_compress`` (the scratch student teaching its own copy pruned to 50 % sparsity).
 """
 
+import os
+import sys
+
+if not __package__:  # python examples/<name>.py: import the package as `python -m` does
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import examples  # noqa: F401  (quiets TensorFlow before keras_kd imports it)
+
 import json
 
 import numpy as np
@@ -28,7 +35,7 @@ from examples.models import make_student, make_teacher
 from keras_kd import keras, schemes
 
 common_flags.set_defaults(
-    dataset="idx:/usr/share/datasets/fashion-mnist",
+    dataset="fashion_mnist",
     train_size=10000,
     epochs=5,
     teacher_epochs=5,
@@ -96,6 +103,7 @@ def _one_seed(
     learning_rate,
     temperature,
     alpha,
+    verbose=0,
 ):
     """Trains the teacher and every requested row for one seed; returns {row: test accuracy}."""
     (x_all, y_all), (x_test, y_test) = data
@@ -105,6 +113,7 @@ def _one_seed(
         "epochs": epochs,
         "batch_size": batch_size,
         "optimizer": lambda: keras.optimizers.Adam(learning_rate),
+        "verbose": verbose,
     }
     distill = {"alpha": alpha, "temperature": temperature, **common}
 
@@ -113,7 +122,7 @@ def _one_seed(
 
     def fit_plain(model, fit_epochs):
         model.compile(keras.optimizers.Adam(learning_rate), _ce(), metrics=["accuracy"])
-        model.fit(*train, epochs=fit_epochs, batch_size=batch_size, verbose=0)
+        model.fit(*train, epochs=fit_epochs, batch_size=batch_size, verbose=verbose)
         return model
 
     keras.utils.set_random_seed(seed)
@@ -132,7 +141,7 @@ def _one_seed(
                 model, teacher, losses=[kd.losses.LogitsKD(temperature)], alpha=alpha
             )
             distiller.compile(keras.optimizers.Adam(learning_rate), _ce(), metrics=["accuracy"])
-            distiller.fit(*train, epochs=epochs, batch_size=batch_size, verbose=0)
+            distiller.fit(*train, epochs=epochs, batch_size=batch_size, verbose=verbose)
         elif row == "mutual_learning":
             model = schemes.mutual_learning([_copy(initial), student()], train, **common).models[0]
         elif row in ("born_again", "born_again_ensemble"):
@@ -181,7 +190,7 @@ def _copy(model):
 
 
 def run(
-    dataset="idx:/usr/share/datasets/fashion-mnist",
+    dataset="fashion_mnist",
     train_size=10000,
     epochs=5,
     teacher_epochs=5,
@@ -191,6 +200,7 @@ def run(
     temperature=4.0,
     alpha=0.1,
     rows=ROWS,
+    verbose=0,
 ):
     """Runs the teacher, the scratch student and every requested row for each seed.
 
@@ -207,6 +217,7 @@ def run(
         temperature: Distillation temperature of the KD rows.
         alpha: Weight of the hard labels in the KD rows.
         rows: Names from ``ROWS``; the teacher and scratch are always run.
+        verbose: Keras ``fit`` verbosity of every training run (0, 1 or 2).
 
     Returns:
         ``{"rows": {row: {"mean", "std", "runs"}}, "dataset", "train_size", "epochs",
@@ -228,6 +239,7 @@ def run(
             learning_rate,
             temperature,
             alpha,
+            verbose,
         )
         for s in range(seeds)
     ]
@@ -281,6 +293,7 @@ def main(argv):
         temperature=common_flags.TEMPERATURE.value,
         alpha=common_flags.ALPHA.value,
         rows=_ROWS.value,
+        verbose=common_flags.keras_verbosity(),
     )
     print(markdown(result))
     print(json.dumps(result))

@@ -2,8 +2,8 @@ r"""Distills a student, compresses it with keras_kd.compress while it keeps dist
 
     python -m examples.compress --compression=prune
     python -m examples.compress --compression=units,prune,qat \
-        --dataset=idx:/usr/share/datasets/fashion-mnist
-    python -m examples.compress --benchmark --dataset=idx:/usr/share/datasets/fashion-mnist \
+        --dataset=fashion_mnist
+    python -m examples.compress --benchmark --dataset=fashion_mnist \
         --train_size=8000 --epochs=6 --finetune_epochs=3 --teacher_epochs=4
 
 One run: teacher -> distilled float student -> each of ``--compression`` in a fixed order (slim,
@@ -25,24 +25,25 @@ clustered 16, QAT int8, pruned + QAT, low-rank and slim, each distilled and on l
 The last line of output is one JSON object.
 """
 
-import gzip
+import os
+import sys
+
+if not __package__:  # python examples/<name>.py: import the package as `python -m` does
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import examples  # noqa: F401  (quiets TensorFlow before keras_kd imports it)
+
 import json
 import math
-import os
-import subprocess
-import sys
-import time
 
-import numpy as np
 from absl import app, flags, logging
 
 import keras_kd as kd
 from examples import common_flags
+from examples.compress_measure import add_tflite_sizes, keras_speedup, measure
 from examples.compress_recipes import METHODS, apply_methods, make_train_fn, valid_methods
 from examples.compress_recipes import float_params as _float_params
 from examples.models import make_student, make_teacher
 from keras_kd import compress, keras
-from keras_kd._compat import tf
 
 common_flags.set_defaults(
     dataset="digits",
@@ -57,7 +58,6 @@ common_flags.set_defaults(
     alpha=0.1,
     seed=0,
     output_dir="keras_kd_runs/compress",
-    verbose="0",
 )
 _METHODS = flags.DEFINE_list(
     "compression", ["prune"], f"Comma list of compression methods from {list(METHODS)}."
@@ -90,89 +90,9 @@ flags.register_validator(
     message=f"--compression must be a comma list of distinct names from {list(METHODS)}",
 )
 
-# Run in a subprocess: TFLiteConverter.convert() leaks memory in TF 2.21.
-_CONVERT = r"""
-import gzip, json, sys
-import keras_kd
-from keras_kd._compat import keras, tf
-import tensorflow_model_optimization as tfmot
-sizes = {}
-for path in sys.argv[1:]:
-    with tfmot.quantization.keras.quantize_scope():
-        model = keras.models.load_model(path, compile=False)
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if any(isinstance(m, tfmot.quantization.keras.QuantizeWrapper) for m in model.submodules):
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    flat = converter.convert()
-    sizes[path] = [len(flat), len(gzip.compress(flat, 9))]
-print(json.dumps(sizes))
-"""
-
 
 def _loss():
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-
-def keras_latency_ms(model, x, batch, repeats=30):
-    """Median milliseconds of a compiled ``model(x[:batch], training=False)`` call."""
-    call = tf.function(lambda inputs: model(inputs, training=False))
-    sample = tf.constant(x[:batch])
-    call(sample)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call(sample).numpy()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1000)
-
-
-def keras_speedup(reference, model, x, batch=256, rounds=5):
-    """``reference`` time over ``model`` time at ``batch``: the best of ``rounds`` interleaved
-    measurements each, so that load from other processes affects both alike."""
-    reference_ms, model_ms = [], []
-    for _ in range(rounds):
-        reference_ms.append(keras_latency_ms(reference, x, batch, repeats=10))
-        model_ms.append(keras_latency_ms(model, x, batch, repeats=10))
-    return min(reference_ms) / min(model_ms)
-
-
-def measure(model, name, x_test, y_test, directory, float_params=None):
-    """Accuracy, parameters, sparsity, gzip of the .h5 weights, latency; saves the model (.h5)."""
-    model.compile(loss=_loss(), metrics=["accuracy"])
-    accuracy = model.evaluate(x_test, y_test, verbose=0, batch_size=512)[1]
-    path = os.path.join(directory, f"{name}.h5")
-    model.save(path)
-    weights = os.path.join(directory, f"{name}.weights.h5")
-    model.save_weights(weights)
-    with open(weights, "rb") as f:
-        gzip_h5 = len(gzip.compress(f.read(), 9))
-    return {
-        "name": name,
-        "accuracy": float(accuracy),
-        "parameters": int(float_params if float_params is not None else model.count_params()),
-        "sparsity": round(compress.sparsity(model)["total"], 4),
-        "gzip_h5_bytes": gzip_h5,
-        "latency_ms_batch1": round(keras_latency_ms(model, x_test, 1), 3),
-        "latency_ms_batch256": round(keras_latency_ms(model, x_test, 256), 3),
-        "path": os.path.abspath(path),
-    }
-
-
-def add_tflite_sizes(results):
-    """Converts the saved models in one subprocess; adds ``tflite_bytes``, ``gzip_tflite_bytes``."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    done = subprocess.run(
-        [sys.executable, "-c", _CONVERT, *[r["path"] for r in results]],
-        cwd=root,
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"TFLite conversion failed:\n{done.stderr[-3000:]}")
-    sizes = json.loads(done.stdout.strip().splitlines()[-1])
-    for result in results:
-        result["tflite_bytes"], result["gzip_tflite_bytes"] = sizes[result["path"]]
-    return results
 
 
 def _setup(
@@ -385,7 +305,7 @@ def main(argv):
         alpha=common_flags.ALPHA.value,
         seed=common_flags.SEED.value,
         output_dir=common_flags.OUTPUT_DIR.value,
-        verbose=int(common_flags.VERBOSE.value),
+        verbose=common_flags.keras_verbosity(),
     )
     if _BENCHMARK.value:
         report = benchmark(**common)
@@ -402,6 +322,7 @@ def main(argv):
             tflite=_TFLITE.value,
             **common,
         )
+        print(f"teacher accuracy {report['teacher_acc']:.4f}")
         for key in ("float", "compressed"):
             r = report[key]
             print(

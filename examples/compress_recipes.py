@@ -4,10 +4,13 @@ A recipe is a list of ``keras_kd.compress`` methods applied in a fixed order (sl
 cluster, qat), each followed by fine-tuning (by distillation or on the labels alone).
 """
 
+import math
+
 import numpy as np
 
 import keras_kd as kd
 from keras_kd import compress, keras
+from keras_kd.compress.pruning import fill_empty_channels
 
 METHODS = ("slim", "units", "prune", "cluster", "qat")
 
@@ -34,23 +37,34 @@ def make_train_fn(
     verbose=0,
     callbacks=None,
     histories=None,
+    distill_losses=None,
+    cosine=False,
 ):
     """Returns ``train_fn(model)``, which distills ``model`` (or fits it on the labels alone).
 
     ``callbacks`` is a list of Keras callbacks or a function ``model -> list`` called per
     ``train_fn`` call; each fit's ``History.history`` is appended to ``histories`` when given.
+    ``distill_losses`` is a function returning fresh distillation loss layers for each call;
+    ``None`` distills with ``LogitsKD(temperature)``. With ``cosine`` the learning rate of each
+    call decays from ``learning_rate`` to 0 along a cosine (Loshchilov & Hutter 2017), so that a
+    compressed model ends its fine-tuning at rest rather than at the full step size.
     """
+    steps = epochs * math.ceil(len(x) / batch_size)
 
     def train_fn(model):
         if distill:
-            trainer = kd.Distiller(
-                model, teacher, losses=[kd.losses.LogitsKD(temperature)], alpha=alpha
-            )
+            losses = distill_losses() if distill_losses else [kd.losses.LogitsKD(temperature)]
+            trainer = kd.Distiller(model, teacher, losses=losses, alpha=alpha)
             extra = []  # Distiller.fit adds what the compressed student needs
         else:
             trainer, extra = model, compress.training_callbacks(model)
         given = callbacks(model) if callable(callbacks) else list(callbacks or [])
-        trainer.compile(keras.optimizers.Adam(learning_rate), _loss(), metrics=["accuracy"])
+        rate = (
+            keras.optimizers.schedules.CosineDecay(learning_rate, steps)
+            if cosine
+            else learning_rate
+        )
+        trainer.compile(keras.optimizers.Adam(rate), _loss(), metrics=["accuracy"])
         history = trainer.fit(
             x, y, epochs=epochs, batch_size=batch_size, verbose=verbose, callbacks=given + extra
         )
@@ -72,11 +86,19 @@ def apply_methods(
     energy=0.9,
     m_by_n=None,
     strip_last=True,
+    prune_end=0.7,
+    prune_first=True,
 ):
     """Applies ``methods`` in the order of METHODS, fine-tuning with ``train_fn`` after each step.
 
     ``steps`` is the number of training steps of one ``train_fn`` call (for the pruning
-    schedule). ``m_by_n`` replaces magnitude pruning by ``(m, n)`` structured pruning.
+    schedule): magnitude pruning rises polynomially to ``sparsity`` over the first ``prune_end``
+    of them, in about 20 mask updates, and the rest of the fine-tuning recovers at that sparsity
+    (Zhu & Gupta 2017); with ``prune_first=False`` the first layer with weights is left dense
+    (tfmot's advice: its few weights per channel are the most sensitive). ``m_by_n`` replaces
+    magnitude pruning by ``(m, n)`` structured pruning.
+    Before pruning-preserving QAT, convolution channels that pruning emptied get one tiny weight
+    (``keras_kd.compress.pruning.fill_empty_channels``), or their int8 export is wrong.
     Returns the stripped model; with ``strip_last=False`` the last step's wrappers stay (for a
     caller that saves the trained, wrapped model and strips it later).
     """
@@ -88,10 +110,14 @@ def apply_methods(
         elif method == "units":
             model = compress.prune_units(model, units_fraction)
         elif method == "prune":
-            frequency = max(1, steps // 20)
+            end = max(1, int(steps * prune_end))
+            frequency = max(1, end // 20)
             if m_by_n is None:
+                end_step = frequency * (end // frequency)
+                weighted = [layer.name for layer in model.layers if layer.weights]
+                layers = None if prune_first else weighted[1:]
                 model = compress.prune(
-                    model, sparsity, end_step=frequency * 14, frequency=frequency
+                    model, sparsity, end_step=end_step, frequency=frequency, layers=layers
                 )
             else:
                 fitting = [
@@ -108,6 +134,8 @@ def apply_methods(
             model = compress.cluster(model, clusters, preserve_sparsity=pruned)
             clustered = True
         else:
+            if pruned and not clustered:
+                model = fill_empty_channels(model)
             model = compress.quantize(
                 model, preserve="clusters" if clustered else ("sparsity" if pruned else None)
             )

@@ -4,7 +4,8 @@ The main job of keras_kd. On the embedded ``digits`` dataset it runs in well und
 CPU cores:
 
     python -m examples.distill
-    python -m examples.distill --dataset=idx:/usr/share/datasets/fashion-mnist --epochs=10
+    python -m examples.distill --dataset=fashion_mnist --epochs=10
+    python examples/distill.py --epochs=5      # run as a file: the same flags
     python -m examples.distill --method=at --pairs=t_block1:s_block1,t_block2:s_block2
     python -m examples.distill --method=fsp --teacher_width=16     # FSP needs equal channel counts
     python -m examples.distill --scheme=born_again
@@ -18,8 +19,14 @@ number of epochs with the same seed. The last line of output is one JSON object 
 ``student_path``.
 """
 
-import json
 import os
+import sys
+
+if not __package__:  # python examples/<name>.py: import the package as `python -m` does
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import examples  # noqa: F401  (quiets TensorFlow before keras_kd imports it)
+
+import json
 
 from absl import app, flags, logging
 
@@ -38,7 +45,6 @@ common_flags.set_defaults(
     alpha=0.1,
     seed=0,
     output_dir="keras_kd_runs/distill",
-    verbose="2",
     teacher_width=64,
     student_width=16,
 )
@@ -252,7 +258,7 @@ def main(argv):
         alpha=common_flags.ALPHA.value,
         seed=common_flags.SEED.value,
         output_dir=common_flags.OUTPUT_DIR.value,
-        verbose=int(common_flags.VERBOSE.value),
+        verbose=common_flags.keras_verbosity(),
         method=_METHOD.value,
         pairs=methods.parse_pairs(_PAIRS.value),
         loss_weight=_LOSS_WEIGHT.value,

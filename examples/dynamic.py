@@ -1,7 +1,7 @@
 r"""Dynamic students: early exits (depth) and slimmable widths, with compute chosen per input.
 
     python -m examples.dynamic
-    python -m examples.dynamic --dataset=idx:/usr/share/datasets/fashion-mnist --train_size=10000 \
+    python -m examples.dynamic --dataset=fashion_mnist --train_size=10000 \
         --epochs=8 --teacher_epochs=4
 
 One run: a CNN teacher; an early-exit student (a three-block CNN with exits after
@@ -16,8 +16,14 @@ all-exits file, one file per exit depth and one per width are converted and run 
 last line of output is one JSON object.
 """
 
-import json
 import os
+import sys
+
+if not __package__:  # python examples/<name>.py: import the package as `python -m` does
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import examples  # noqa: F401  (quiets TensorFlow before keras_kd imports it)
+
+import json
 
 import numpy as np
 from absl import app, flags, logging
@@ -41,7 +47,6 @@ common_flags.set_defaults(
     temperature=4.0,
     seed=0,
     output_dir="keras_kd_runs/dynamic",
-    verbose="0",
 )
 _EXIT_LAYERS = flags.DEFINE_list(
     "exit_layers", ["d_block1", "d_block2"], "Layers of the early-exit student that get exits."
@@ -293,8 +298,25 @@ def main(argv):
         self_distillation_weight=_SELF_DISTILLATION_WEIGHT.value,
         export_tflite=_EXPORT_TFLITE.value,
         output_dir=common_flags.OUTPUT_DIR.value,
-        verbose=int(common_flags.VERBOSE.value),
+        verbose=common_flags.keras_verbosity(),
     )
+    print(f"teacher accuracy {report['teacher_acc']:.4f} ({report['train_examples']} examples)")
+    for row in report["exits"] + report["widths"]:
+        print(
+            f"{row['stage']:>22}: accuracy {row['accuracy']:.4f}, {row['average_macs']:,.0f} MACs"
+        )
+    print("confidence threshold | exits: accuracy, average MACs | widths: accuracy, average MACs")
+    for e, w in zip(report["exit_thresholds"], report["width_thresholds"]):
+        print(
+            f"{e['threshold']:>20g} | {e['accuracy']:.4f}, {e['average_macs']:>12,.0f} | "
+            f"{w['accuracy']:.4f}, {w['average_macs']:>12,.0f}"
+        )
+    print(f"plot: {report['plot']}")
+    if report["tflite"]:
+        worst = max(f["max_abs_diff"] for f in report["tflite"].values())
+        print(
+            f"tflite: {len(report['tflite'])} files run in LiteRT, max |Keras - TFLite| {worst:.2g}"
+        )
     print(json.dumps(report))
 
 

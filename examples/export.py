@@ -11,9 +11,14 @@ output is the report as one JSON object (``keras_kd.export.verify``'s fields plu
 ``keras_accuracy``, ``tflite_path`` and, for ``watch``, ``c_source`` and ``c_header``).
 """
 
-import json
 import os
 import sys
+
+if not __package__:  # python examples/<name>.py: import the package as `python -m` does
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import examples  # noqa: F401  (quiets TensorFlow before keras_kd imports it)
+
+import json
 
 from absl import app, flags, logging
 
@@ -32,17 +37,6 @@ _SIZE_BUDGET_BYTES = flags.DEFINE_integer(
 )
 
 
-def _load_model(path):
-    try:
-        return keras.models.load_model(path, compile=False)
-    except (ValueError, TypeError):
-        # A quantization-aware student needs tfmot's custom objects (and its h5 or SavedModel form).
-        import tensorflow_model_optimization as tfmot
-
-        with tfmot.quantization.keras.quantize_scope():
-            return keras.models.load_model(path, compile=False)
-
-
 def run(
     model,
     target="watch",
@@ -50,11 +44,12 @@ def run(
     output_dir="keras_kd_runs/export",
     size_budget_bytes=None,
     runs=50,
+    unsafe_deserialization=False,
 ):
     """Exports ``model`` (a path or keras.Model) for ``target``; returns the report (module doc)."""
     (x_train, _), (x_test, y_test) = kd.data.load(dataset)
     if not isinstance(model, keras.Model):
-        model = _load_model(model)
+        model = kd.load_model(model, unsafe=unsafe_deserialization)
     os.makedirs(output_dir, exist_ok=True)
     path = os.path.join(output_dir, f"student_{target}.tflite")
     logging.info("Converting %s for target %s", model.name, target)
@@ -92,6 +87,7 @@ def main(argv):
             output_dir=common_flags.OUTPUT_DIR.value,
             size_budget_bytes=_SIZE_BUDGET_BYTES.value or None,
             runs=common_flags.RUNS.value,
+            unsafe_deserialization=common_flags.UNSAFE_DESERIALIZATION.value,
         )
     except export.ExportError as error:
         sys.exit(f"export failed: {error}")

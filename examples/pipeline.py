@@ -1,6 +1,6 @@
 r"""One pipeline from teacher to device: distill, compress, export, verify, report, choose.
 
-    python -m examples.pipeline                                  # digits, int8, about 2-3 min
+    python -m examples.pipeline                                  # digits, int8, about 1-2 min
     python -m examples.pipeline --flagfile=examples/configs/watch.cfg
     python -m examples.pipeline --pipeline_methods=kd,at --pipeline_compression=prune,prune+qat \
         --max_bytes=20000 --tensorboard_dir=/tmp/kd_logs
@@ -12,29 +12,42 @@ each ``--pipeline_compression`` recipe (``+``-joined ``examples/compress_recipes
 on each distilled student, fine-tuned by distillation -> strip -> export for
 ``--pipeline_target`` -> verify every .tflite in LiteRT -> report.
 
+Every distilled student uses ``--pipeline_logit_loss`` (DIST at T=1 by default, with
+``--alpha`` on the labels) as its logit term; ``at`` adds attention transfer. The scratch
+student starts from the same initial weights and trains as long with the same optimizer.
+
 The report (``report.md``, ``report.html`` with its PNGs, ``report.json``) tables every candidate
-(LiteRT accuracy on the test split, agreement with its Keras model, bytes, gzip bytes, latency of
-one example on one thread, parameters, sparsity) with the teacher and the scratch student as
-references, plots accuracy against size and latency with the Pareto front, and the training
-curves of every loss term. The chosen candidate is the most accurate one inside ``--max_bytes``,
-``--max_latency_ms`` and ``--min_accuracy`` (0: no limit); the choice uses the same test split it
-reports. When no candidate fits, the report says so, ``chosen`` is null and the exit status is 3
-(a CI job fails). The last line of output is one JSON object.
+(LiteRT accuracy on the test split, Keras accuracy, agreement with its Keras model, bytes, gzip
+bytes, latency of one example on one thread, parameters, MACs, sparsity) with the teacher and the
+scratch student as references, says how far the chosen candidate is from both, plots accuracy
+against size and latency with the Pareto front, and the training curves of every loss term. The
+chosen candidate is the most accurate one inside ``--max_bytes``, ``--max_latency_ms`` and
+``--min_accuracy`` (0: no limit) whose file agrees with its Keras model on at least
+``--pipeline_min_agreement`` of the test inputs (else it is flagged broken); the choice uses the
+same test split it reports. When no candidate fits, the report says so, ``chosen`` is null and
+the exit status is 3 (a CI job fails).
+
+Output at ``--verbose=0``: one line per stage (name, seconds, key figure), the candidate table,
+the report's path and, last, one JSON object. ``--verbose=1`` adds Keras progress bars inside the
+training stages, ``--verbose=2`` the full logs.
 """
 
-import json
-import math
 import os
+import sys
 
-import numpy as np
-from absl import app, flags, logging
+if not __package__:  # python examples/<name>.py: import the package as `python -m` does
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import examples  # noqa: F401  (quiets TensorFlow before keras_kd imports it)
+
+import json
+
+from absl import app, flags
 
 import keras_kd as kd
 from examples import common_flags, compress_recipes, methods
-from examples.models import make_student, make_teacher
-from examples.pipeline_report import deploy, load_model, report_stage
-from examples.pipeline_stages import StageRunner, file_hash, save_json, save_model
-from keras_kd import compress, keras, report
+from examples.pipeline_report import deploy, report_stage
+from examples.pipeline_stages import StageRunner
+from examples.pipeline_training import TrainingStages
 
 common_flags.set_defaults(
     dataset="digits",
@@ -45,12 +58,11 @@ common_flags.set_defaults(
     student_width=16,
     batch_size=64,
     learning_rate=3e-3,
-    temperature=4.0,
+    temperature=1.0,
     alpha=0.1,
     seed=0,
     runs=50,
     output_dir="keras_kd_runs/pipeline",
-    verbose="1",
 )
 NO_FIT_STATUS = 3
 _SCHEMES = [s for s in methods.SCHEMES if s not in ("none", "multi_teacher")]
@@ -60,6 +72,13 @@ _PIPELINE_METHODS = flags.DEFINE_list(
 )
 _PIPELINE_SCHEMES = flags.DEFINE_list(
     "pipeline_schemes", [], f"Training schemes giving more students, from {_SCHEMES}."
+)
+_PIPELINE_LOGIT_LOSS = flags.DEFINE_enum(
+    "pipeline_logit_loss",
+    "dist",
+    list(TrainingStages.LOGIT_LOSSES),
+    "Logit term of every distilled and fine-tuned student: dist (DIST, Huang et al. 2022), "
+    "kd (Hinton KD) or kd_standardized (Sun et al. 2024), at --temperature.",
 )
 _PIPELINE_COMPRESSION = flags.DEFINE_list(
     "pipeline_compression",
@@ -71,13 +90,33 @@ _PIPELINE_TARGET = flags.DEFINE_enum(
     "pipeline_target", "int8", list(kd.export.TARGETS), "Export target of every candidate."
 )
 _PIPELINE_FINETUNE_EPOCHS = flags.DEFINE_integer(
-    "pipeline_finetune_epochs", 10, "Epochs after each compression step.", lower_bound=1
+    "pipeline_finetune_epochs", 20, "Epochs after each compression step.", lower_bound=1
 )
 _PIPELINE_SPARSITY = flags.DEFINE_float(
-    "pipeline_sparsity", 0.8, "Target sparsity of prune.", lower_bound=0.0, upper_bound=0.99
+    "pipeline_sparsity",
+    0.8,
+    "Target sparsity of prune, in every layer with weights but the first (its few weights per "
+    "channel are the most sensitive).",
+    lower_bound=0.0,
+    upper_bound=0.99,
+)
+_PIPELINE_PRUNE_END = flags.DEFINE_float(
+    "pipeline_prune_end",
+    0.5,
+    "Fraction of the fine-tuning steps by which prune reaches its target sparsity; the rest "
+    "recovers at that sparsity.",
+    lower_bound=0.05,
+    upper_bound=1.0,
 )
 _PIPELINE_CLUSTERS = flags.DEFINE_integer(
     "pipeline_clusters", 16, "Clusters per kernel of cluster.", lower_bound=2
+)
+_PIPELINE_MIN_AGREEMENT = flags.DEFINE_float(
+    "pipeline_min_agreement",
+    0.99,
+    "A .tflite agreeing (top-1) with its Keras model on less of the test split is broken.",
+    lower_bound=0.0,
+    upper_bound=1.0,
 )
 _MAX_BYTES = flags.DEFINE_integer(
     "max_bytes", 0, "Budget: largest .tflite file in bytes (0: no limit).", lower_bound=0
@@ -135,21 +174,6 @@ flags.register_validator(
 )
 
 
-def _loss():
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-
-def _callbacks(tensorboard_dir, name):
-    if not tensorboard_dir:
-        return []
-    return [report.tensorboard_callback(os.path.join(tensorboard_dir, name.replace("+", "_")))]
-
-
-def _accuracy(model, x, y):
-    logits = model.predict(x, batch_size=512, verbose=0)
-    return float(np.mean(logits.argmax(axis=1) == y))
-
-
 def run(
     dataset="digits",
     train_size=0,
@@ -160,16 +184,19 @@ def run(
     student_width=16,
     batch_size=64,
     learning_rate=3e-3,
-    temperature=4.0,
+    logit_loss="dist",
+    temperature=1.0,
     alpha=0.1,
     seed=0,
     pipeline_methods=("kd", "at"),
     pipeline_schemes=(),
     compression=("prune", "qat"),
-    finetune_epochs=10,
+    finetune_epochs=20,
     sparsity=0.8,
+    prune_end=0.5,
     clusters=16,
     target="int8",
+    min_agreement=0.99,
     max_bytes=0,
     max_latency_ms=0.0,
     min_accuracy=0.0,
@@ -178,187 +205,55 @@ def run(
     verbose=0,
     tensorboard_dir=None,
     force=False,
+    unsafe_deserialization=False,
 ):
-    """Runs every stage (skipping up-to-date ones); returns the result dict (see module doc)."""
+    """Runs every stage (skipping up-to-date ones); returns the result dict (see module doc).
+
+    Arguments are the script's flags (``compression`` is ``--pipeline_compression``, and so on);
+    ``verbose`` is 0, 1 or 2 as ``--verbose``.
+
+    Returns:
+        A dict with ``chosen`` (a name or ``None``), ``chosen_row``, ``fits_budget``, ``budget``,
+        ``summary`` (the chosen candidate against the scratch student and the teacher),
+        ``table`` (the candidate table as text lines), ``report_md``, ``report_html``,
+        ``report_json`` and ``stages`` (``{stage: "ran" | "skipped"}``).
+    """
     recipes = {r: parse_recipe(r) for r in compression}
-    runner = StageRunner(output_dir, force=force)
-    train_args = dict(epochs=epochs, batch_size=batch_size, verbose=verbose)
-
-    def data():
-        (x, y), (x_test, y_test) = kd.data.load(dataset)
-        if train_size:
-            x, y = x[:train_size], y[:train_size]
-        path, temp = runner.path("data.npz"), runner.path(f".tmp{os.getpid()}-data.npz")
-        np.savez(temp, x=x, y=y, x_test=x_test, y_test=y_test)
-        os.replace(temp, path)
-        return {"train": len(x), "test": len(x_test), "shape": list(x.shape[1:])}
-
-    runner.run("data", {"dataset": dataset, "train_size": train_size}, ["data.npz"], data)
-    with np.load(runner.path("data.npz")) as arrays:
-        x, y, x_test, y_test = (arrays[k] for k in ("x", "y", "x_test", "y_test"))
-    classes = int(max(y.max(), y_test.max())) + 1
-    models = {}  # name -> in-memory Keras model, filled lazily
-
-    def model_of(name, path):
-        if name not in models:
-            models[name] = load_model(path)
-        return models[name]
-
-    def teacher_stage():
-        if model:
-            teacher = keras.models.load_model(model, compile=False)
-        else:
-            keras.utils.set_random_seed(seed)
-            teacher = make_teacher(x.shape[1:], classes, width=teacher_width)
-            teacher.compile(keras.optimizers.Adam(learning_rate), _loss(), metrics=["accuracy"])
-            teacher.fit(
-                x,
-                y,
-                epochs=teacher_epochs,
-                callbacks=_callbacks(tensorboard_dir, "teacher"),
-                batch_size=batch_size,
-                verbose=verbose,
-            )
-        models["teacher"] = teacher
-        save_model(teacher, runner.path("models/teacher.keras"))
-        return {"keras_accuracy": _accuracy(teacher, x_test, y_test)}
-
-    teacher_settings = {"data": runner.fingerprint("data"), "seed": seed, "batch": batch_size}
-    if model:
-        teacher_settings["model"] = file_hash(model)
-    else:
-        teacher_settings.update(epochs=teacher_epochs, width=teacher_width, lr=learning_rate)
-    runner.run("teacher", teacher_settings, ["models/teacher.keras"], teacher_stage)
-    teacher_path = runner.path("models/teacher.keras")
-    student_settings = {
-        "data": runner.fingerprint("data"),
-        "seed": seed,
-        "width": student_width,
-        "lr": learning_rate,
-        **train_args,
-    }
-    student_settings.pop("verbose")
-
-    def initial_student():
-        keras.utils.set_random_seed(seed + 1)
-        return make_student(x.shape[1:], classes, width=student_width)
-
-    def scratch_stage():
-        student = initial_student()
-        student.compile(keras.optimizers.Adam(learning_rate), _loss(), metrics=["accuracy"])
-        keras.utils.set_random_seed(seed + 2)
-        history = student.fit(x, y, callbacks=_callbacks(tensorboard_dir, "scratch"), **train_args)
-        models["scratch"] = student
-        save_model(student, runner.path("models/scratch.h5"))
-        save_json(history.history, runner.path("histories/scratch.json"))
-        return {"keras_accuracy": _accuracy(student, x_test, y_test)}
-
-    artifacts = ["models/scratch.h5", "histories/scratch.json"]
-    runner.run("scratch", student_settings, artifacts, scratch_stage)
+    runner = StageRunner(output_dir, force=force, verbose=verbose)
+    training = TrainingStages(
+        runner,
+        seed=seed,
+        batch_size=batch_size,
+        verbose=verbose,
+        tensorboard_dir=tensorboard_dir,
+        logit_loss=logit_loss,
+        temperature=temperature,
+        alpha=alpha,
+    )
+    training.data(dataset, train_size)
+    training.teacher(model, teacher_epochs, teacher_width, learning_rate, unsafe_deserialization)
+    training.scratch(epochs, student_width, learning_rate)
     distilled = [*pipeline_methods, *pipeline_schemes]
-    teacher_print = runner.fingerprint("teacher")
     for name in distilled:
-
-        def distill_stage(name=name):
-            teacher = model_of("teacher", teacher_path)
-            student = initial_student()
-            keras.utils.set_random_seed(seed + 2)
-            history = {}
-            if name in methods.METHODS:
-                distiller = kd.Distiller(
-                    student, teacher, **methods.make_losses(name, temperature, alpha)
-                )
-                distiller.compile(
-                    keras.optimizers.Adam(learning_rate), _loss(), metrics=["accuracy"]
-                )
-                fitted = distiller.fit(
-                    x, y, callbacks=_callbacks(tensorboard_dir, name), **train_args
-                )
-                history = fitted.history
-            else:
-                student = methods.train_with_scheme(
-                    name,
-                    teacher,
-                    student,
-                    (x, y),
-                    epochs,
-                    batch_size,
-                    learning_rate,
-                    temperature,
-                    alpha,
-                )
-            models[name] = student
-            save_model(student, runner.path(f"models/{name}.h5"))
-            save_json(history, runner.path(f"histories/{name}.json"))
-            return {"keras_accuracy": _accuracy(student, x_test, y_test)}
-
-        settings = {**student_settings, "teacher": teacher_print, "method": name}
-        settings.update(temperature=temperature, alpha=alpha)
-        runner.run(
-            f"distill/{name}",
-            settings,
-            [f"models/{name}.h5", f"histories/{name}.json"],
-            distill_stage,
-        )
+        training.distill(name, epochs, student_width, learning_rate)
     compressed = []
     for base in distilled:
         for recipe, parts in recipes.items():
-            name = f"{base}+{recipe}"
-            compressed.append(name)
-
-            def compress_stage(name=name, base=base, parts=parts):
-                histories = []
-                train_fn = compress_recipes.make_train_fn(
-                    model_of("teacher", teacher_path),
-                    x,
-                    y,
-                    finetune_epochs,
-                    batch_size,
-                    learning_rate,
-                    temperature,
-                    alpha,
-                    True,
-                    verbose,
-                    callbacks=lambda _: _callbacks(tensorboard_dir, f"{name}_{len(histories)}"),
-                    histories=histories,
-                )
-                steps = finetune_epochs * math.ceil(len(x) / batch_size)
-                keras.utils.set_random_seed(seed + 3)
-                start = compress.strip(model_of(base, runner.path(f"models/{base}.h5")))
-                wrapped = compress_recipes.apply_methods(
-                    start, parts, train_fn, steps, sparsity, clusters=clusters, strip_last=False
-                )
-                save_model(wrapped, runner.path(f"models/{name}.h5"))
-                merged = {k: sum((h.get(k, []) for h in histories), []) for k in histories[-1]}
-                save_json(merged, runner.path(f"histories/{name}.json"))
-                return {"steps": parts}
-
-            settings = {
-                "base": runner.fingerprint(f"distill/{base}"),
-                "teacher": teacher_print,
-                "recipe": parts,
-                "finetune_epochs": finetune_epochs,
-                "sparsity": sparsity,
-                "clusters": clusters,
-                "seed": seed,
-                "temperature": temperature,
-                "alpha": alpha,
-                "lr": learning_rate,
-                "batch": batch_size,
-            }
-            runner.run(
-                f"compress/{name}",
-                settings,
-                [f"models/{name}.h5", f"histories/{name}.json"],
-                compress_stage,
+            compressed.append(f"{base}+{recipe}")
+            training.compress(
+                base,
+                recipe,
+                parts,
+                epochs=finetune_epochs,
+                learning_rate=learning_rate,
+                sparsity=sparsity,
+                prune_end=prune_end,
+                clusters=clusters,
             )
     rows = {}
     for name in ["teacher", "scratch", *distilled, *compressed]:
-        source = teacher_path if name == "teacher" else runner.path(f"models/{name}.h5")
-        upstream = {"teacher": "teacher", "scratch": "scratch"}.get(
-            name, f"distill/{name}" if name in distilled else f"compress/{name}"
-        )
-        rows[name] = deploy(runner, name, source, upstream, target, x, x_test, y_test, runs)
+        source, upstream = training.model_source(name)
+        rows[name] = deploy(runner, name, source, upstream, target, training.arrays, runs)
     return report_stage(
         runner,
         rows,
@@ -366,10 +261,10 @@ def run(
         compressed,
         target,
         dataset,
-        max_bytes,
-        max_latency_ms,
-        min_accuracy,
+        {"max_bytes": max_bytes, "max_latency_ms": max_latency_ms, "min_accuracy": min_accuracy},
+        min_agreement,
         tensorboard_dir,
+        training.describe(),
     )
 
 
@@ -386,6 +281,7 @@ def main(argv):
         student_width=common_flags.STUDENT_WIDTH.value,
         batch_size=common_flags.BATCH_SIZE.value,
         learning_rate=common_flags.LEARNING_RATE.value,
+        logit_loss=_PIPELINE_LOGIT_LOSS.value,
         temperature=common_flags.TEMPERATURE.value,
         alpha=common_flags.ALPHA.value,
         seed=common_flags.SEED.value,
@@ -394,26 +290,28 @@ def main(argv):
         compression=_PIPELINE_COMPRESSION.value,
         finetune_epochs=_PIPELINE_FINETUNE_EPOCHS.value,
         sparsity=_PIPELINE_SPARSITY.value,
+        prune_end=_PIPELINE_PRUNE_END.value,
         clusters=_PIPELINE_CLUSTERS.value,
         target=_PIPELINE_TARGET.value,
+        min_agreement=_PIPELINE_MIN_AGREEMENT.value,
         max_bytes=_MAX_BYTES.value,
         max_latency_ms=_MAX_LATENCY_MS.value,
         min_accuracy=_MIN_ACCURACY.value,
         runs=common_flags.RUNS.value,
         output_dir=common_flags.OUTPUT_DIR.value,
-        verbose=int(common_flags.VERBOSE.value),
+        verbose=common_flags.keras_verbosity(),
         tensorboard_dir=_TENSORBOARD_DIR.value,
         force=_PIPELINE_FORCE.value,
+        unsafe_deserialization=common_flags.UNSAFE_DESERIALIZATION.value,
     )
     statuses = list(result["stages"].values())
-    logging.info("stages: %s", result["stages"])
     print(f"stages: {statuses.count('ran')} ran, {statuses.count('skipped')} skipped (up to date)")
-    if result["chosen"]:
-        print(f"chosen candidate: {result['chosen']}")
-    else:
-        print("no candidate fits the budget (see the report); exit status 3")
+    print("\n".join(result["table"]))
+    print(result["summary"])
+    if not result["chosen"]:
+        print(f"no candidate fits the budget (see the report); exit status {NO_FIT_STATUS}")
     print(f"report: {result['report_html']}")
-    print(json.dumps(result))
+    print(json.dumps({k: v for k, v in result.items() if k != "table"}))
     return 0 if result["chosen"] else NO_FIT_STATUS
 
 

@@ -1,5 +1,9 @@
 """Stages of examples/pipeline.py: skipped on rerun when their artifacts are up to date.
 
+``StageRunner`` runs and skips stages; ``examples/pipeline_training.py`` holds the training
+stages (data, teacher, scratch student, distilled students, compressed students) and
+``examples/pipeline_report.py`` the later ones (strip, export, verify, report).
+
 A stage is up to date when its manifest (``<output_dir>/manifests/<stage>.json``) exists, holds
 the same key, and every artifact it lists exists with the content hash recorded there. The key
 hashes the stage's own settings and its inputs' fingerprints (the recorded hashes of the upstream
@@ -12,16 +16,21 @@ import hashlib
 import json
 import os
 import time
+import warnings
 
 from absl import logging
 
 
 def file_hash(path):
-    """The SHA-256 hex digest of a file's content."""
+    """The SHA-256 hex digest of a file's content (of every file's, for a SavedModel directory)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    files = [path]
+    if os.path.isdir(path):
+        files = sorted(os.path.join(d, f) for d, _, names in os.walk(path) for f in names)
+    for name in files:
+        with open(name, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 
@@ -32,9 +41,15 @@ def temp_path(path):
 
 
 def save_model(model, path):
-    """Saves a Keras model atomically (temporary file, then ``os.replace``)."""
+    """Saves a Keras model atomically (temporary file, then ``os.replace``).
+
+    ``.h5`` is on purpose (tf_keras 2.21 cannot reload tfmot's QAT models from ``.keras``), so
+    tf_keras's warning that HDF5 is a legacy format is not shown.
+    """
     temp = temp_path(path)
-    model.save(temp)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="You are saving your model as an HDF5 file")
+        model.save(temp)
     os.replace(temp, path)
 
 
@@ -49,20 +64,27 @@ def save_json(value, path):
 class StageRunner:
     """Runs stages in ``output_dir``, skipping those whose artifacts are up to date.
 
+    Each stage announces one line when it ends: its number, name, seconds and key figure (what
+    ``summary(info)`` returns), e.g. ``[ 4] distill/kd       3.1 s  Keras accuracy 0.9806``. With
+    ``verbose`` >= 1 a header line also comes before a stage that runs, so that the Keras
+    progress bars printed while it trains sit under its name.
+
     Args:
         output_dir: Where artifacts and manifests are written.
         force: Run every stage even when it is up to date.
-        announce: Called with one line per stage (the stage header); ``print`` by default.
+        announce: Called with each line; ``print`` by default.
+        verbose: 0, 1 or 2, as the scripts' ``--verbose``.
 
     Example:
         >>> runner = StageRunner("out")
         >>> info = runner.run("data", {"dataset": "digits"}, ["data.npz"], build_data)
     """
 
-    def __init__(self, output_dir, force=False, announce=print):
+    def __init__(self, output_dir, force=False, announce=print, verbose=0):
         self.output_dir = output_dir
         self.force = force
         self.announce = announce
+        self.verbose = verbose
         self.log = []  # (stage, "ran" | "skipped", seconds)
         os.makedirs(os.path.join(output_dir, "manifests"), exist_ok=True)
 
@@ -102,7 +124,7 @@ class StageRunner:
                 return False
         return True
 
-    def run(self, stage, settings, artifacts, build):
+    def run(self, stage, settings, artifacts, build, summary=None):
         """Runs ``build()`` unless the stage is up to date; returns the stage's info dict.
 
         Args:
@@ -112,6 +134,8 @@ class StageRunner:
             build: A function that writes every artifact (atomically) and returns a JSON
                 serializable info dict (metrics, sizes); artifacts known only while building
                 are listed in its ``"extra_artifacts"``.
+            summary: A function from the info dict to the stage's key figure (a short string)
+                for its announced line; ``None`` announces none.
 
         Returns:
             The info dict, from ``build`` or from the manifest of an earlier run.
@@ -119,10 +143,12 @@ class StageRunner:
         key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
         number = len(self.log) + 1
         if not self.force and self.up_to_date(stage, key):
-            self.announce(f"== [{number}] {stage}: up to date, skipped ==")
+            info = self.manifest(stage)["info"]
             self.log.append((stage, "skipped", 0.0))
-            return self.manifest(stage)["info"]
-        self.announce(f"== [{number}] {stage} ==")
+            self._announce(number, stage, "skipped", info, summary)
+            return info
+        if self.verbose >= 1:
+            self.announce(f"== [{number}] {stage} ==")
         logging.info("stage %s: running", stage)
         start = time.perf_counter()
         info = build()
@@ -143,4 +169,9 @@ class StageRunner:
             self._manifest_path(stage),
         )
         self.log.append((stage, "ran", seconds))
+        self._announce(number, stage, f"{seconds:5.1f} s", info, summary)
         return info
+
+    def _announce(self, number, stage, status, info, summary):
+        figure = summary(info) if summary else ""
+        self.announce(f"[{number:>2}] {stage:<22} {status:>7}  {figure}".rstrip())

@@ -8,8 +8,14 @@ next to the report unless ``--screenshot_png`` says otherwise. The last line of 
 object with the PNG's path and size and the pixel standard deviation (near 0 for a blank page).
 """
 
-import json
 import os
+import sys
+
+if not __package__:  # python examples/<name>.py: import the package as `python -m` does
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import examples  # noqa: F401  (quiets TensorFlow before keras_kd imports it)
+
+import json
 
 from absl import app, flags
 

@@ -3,7 +3,7 @@ r"""Distillation with few labels and many unlabeled inputs (a transfer set), wit
 Two regimes, each over several seeds (the teacher is trained once; the seeds vary the students):
 
     python -m examples.transfer --regime=mnist1d
-    python -m examples.transfer --regime=fashion --dataset=idx:/usr/share/datasets/fashion-mnist
+    python -m examples.transfer --regime=fashion --dataset=fashion_mnist
 
 - ``mnist1d``: MNIST-1D (Greydanus 2020), 4,000 labeled training examples. The teacher is the example
   1-D CNN; the student is an MLP (the published MLP baseline is 68 +- 2 %). The transfer set is
@@ -19,8 +19,14 @@ prints a markdown table (mean +- std test accuracy over seeds) and, last, one JS
 ``regime``, ``teacher_acc`` and ``rows`` (name -> list of accuracies per seed).
 """
 
-import json
 import os
+import sys
+
+if not __package__:  # python examples/<name>.py: import the package as `python -m` does
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import examples  # noqa: F401  (quiets TensorFlow before keras_kd imports it)
+
+import json
 
 import numpy as np
 from absl import app, flags, logging
@@ -31,7 +37,7 @@ from examples.models import make_mlp, make_teacher
 from keras_kd import keras
 
 common_flags.set_defaults(
-    dataset="idx:/usr/share/datasets/fashion-mnist",
+    dataset="fashion_mnist",
     seeds=3,
     epochs=30,
     teacher_epochs=30,
@@ -102,14 +108,14 @@ def _ce():
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
-def _teacher(x, y, path, epochs, batch_size):
+def _teacher(x, y, path, epochs, batch_size, verbose=0):
     if os.path.isfile(path):
         logging.info("Loading the teacher from %s", path)
         return keras.models.load_model(path)
     keras.utils.set_random_seed(0)
     teacher = make_teacher(x.shape[1:], int(y.max()) + 1)
     teacher.compile(keras.optimizers.Adam(1e-3), _ce(), metrics=["accuracy"])
-    teacher.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0)
+    teacher.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=verbose)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     teacher.save(path)
     return teacher
@@ -137,6 +143,7 @@ def _train(
     augment=None,
     temperature=None,
     alpha=None,
+    verbose=0,
 ):
     keras.utils.set_random_seed(seed)
     student = make_model()
@@ -147,13 +154,13 @@ def _train(
     else:
         model = student
     model.compile(keras.optimizers.Adam(1e-3), _ce(), metrics=["accuracy"])
-    model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0)
+    model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=verbose)
     return float(model.evaluate(x_test, y_test, verbose=0)[1])
 
 
 def run(
     regime="mnist1d",
-    dataset="idx:/usr/share/datasets/fashion-mnist",
+    dataset="fashion_mnist",
     seeds=3,
     epochs=30,
     teacher_epochs=30,
@@ -163,8 +170,12 @@ def run(
     output_dir="keras_kd_runs/transfer",
     temperature=None,
     alpha=None,
+    verbose=0,
 ):
-    """Runs one regime and returns ``{"regime", "teacher_acc", "rows": {name: [accuracy per seed]}}``."""
+    """Runs one regime and returns ``{"regime", "teacher_acc", "rows": {name: [accuracy per seed]}}``.
+
+    ``verbose`` is Keras ``fit``'s (0 silent, 1 progress bars, 2 a line per epoch).
+    """
     if regime == "mnist1d":
         (x, y), (x_test, y_test) = kd.data.load("mnist1d")
         x_labeled, y_labeled = x, y
@@ -190,7 +201,7 @@ def run(
         teacher_path = os.path.join(
             output_dir, f"{dataset.replace(':', '_').replace('/', '_')}_teacher.keras"
         )
-    teacher = _teacher(x, y, teacher_path, teacher_epochs, batch_size)
+    teacher = _teacher(x, y, teacher_path, teacher_epochs, batch_size, verbose)
     teacher_acc = float(teacher.evaluate(x_test, y_test, verbose=0)[1])
     logging.info("teacher accuracy %.4f", teacher_acc)
     x_all, y_all = kd.data.with_unlabeled(x_labeled, y_labeled, x_unlabeled)
@@ -208,6 +219,7 @@ def run(
         "batch_size": batch_size,
         "temperature": temperature,
         "alpha": alpha,
+        "verbose": verbose,
     }
     for seed in range(seeds):
         rows["scratch (labeled only)"].append(
@@ -268,8 +280,10 @@ def main(argv):
         transfer_size=_TRANSFER_SIZE.value,
         batch_size=common_flags.BATCH_SIZE.value,
         output_dir=common_flags.OUTPUT_DIR.value,
-        temperature=common_flags.TEMPERATURE.value,
-        alpha=common_flags.ALPHA.value,
+        # None by default here (the Distiller's own defaults), which the holders' .value refuses.
+        temperature=flags.FLAGS["temperature"].value,
+        alpha=flags.FLAGS["alpha"].value,
+        verbose=common_flags.keras_verbosity(),
     )
     print(
         f"teacher accuracy {result['teacher_acc']:.4f}; {result['labeled']} labeled, "

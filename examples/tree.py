@@ -7,7 +7,8 @@ labels and by distillation (``LogitsKD`` + ``alpha`` of the hard loss), and writ
 distilled tree:
 
     python -m examples.tree
-    nice -n 10 python -m examples.tree --dataset=idx:/usr/share/datasets/fashion-mnist \
+    python -m examples.tree --tree_depth=8 --seeds=3   # seeds 0, 1, 2: a table of mean ± std
+    nice -n 10 python -m examples.tree --dataset=fashion_mnist \
         --tree_depth=5 --epochs=10 --teacher_epochs=5
 
 Accuracies are given for both inference modes: the mixture of all leaves and the single most
@@ -16,10 +17,23 @@ probable leaf (the paper's interpretable prediction). ``--output_dir`` receives
 the first test example) and ``tree.keras``. The last line of output is one JSON object with
 ``teacher_acc``, ``hard_acc``, ``distilled_acc``, ``hard_max_path_acc``, ``distilled_max_path_acc``,
 ``teacher_params``, ``tree_params``, ``filters_png``, ``path_png`` and ``tree_path``.
+
+With ``--seeds=N`` (N > 1) it runs seeds ``--seed`` to ``--seed + N - 1`` (teacher and trees alike,
+each seed's files in ``<output_dir>/seed<S>``), prints each seed's accuracies and README's
+soft-tree table (mean ± population standard deviation over the seeds, ``format_table``), writes
+that table to ``<output_dir>/summary.md``, and its JSON line holds ``seeds``, ``depth``, ``runs``
+(each seed's results), ``summary`` (mean and std of every accuracy), ``teacher_params``,
+``tree_params`` and ``table``.
 """
 
-import json
 import os
+import sys
+
+if not __package__:  # python examples/<name>.py: import the package as `python -m` does
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import examples  # noqa: F401  (quiets TensorFlow before keras_kd imports it)
+
+import json
 
 import numpy as np
 from absl import app, flags, logging
@@ -40,8 +54,8 @@ common_flags.set_defaults(
     alpha=0.1,
     seed=0,
     output_dir="keras_kd_runs/tree",
-    verbose="0",
     teacher_width=32,
+    seeds=1,
 )
 
 _DEPTH = flags.DEFINE_integer(
@@ -183,10 +197,118 @@ def run(
     }
 
 
+ACCURACIES = (
+    "teacher_acc",
+    "hard_acc",
+    "hard_max_path_acc",
+    "distilled_acc",
+    "distilled_max_path_acc",
+)
+
+
+def summarize(runs):
+    """Mean and population standard deviation (``np.std``) of every accuracy over several runs.
+
+    Args:
+        runs: The results of ``run`` for several seeds.
+
+    Returns:
+        ``{key: {"mean": float, "std": float}}`` for every key of ``ACCURACIES``.
+
+    Example:
+        >>> stats = summarize([{k: 0.8 for k in ACCURACIES}, {k: 0.9 for k in ACCURACIES}])
+        >>> round(stats["hard_acc"]["mean"], 3), round(stats["hard_acc"]["std"], 3)
+        (0.85, 0.05)
+    """
+    summary = {}
+    for key in ACCURACIES:
+        values = np.array([r[key] for r in runs], dtype=np.float64)
+        summary[key] = {"mean": float(values.mean()), "std": float(values.std())}
+    return summary
+
+
+def format_table(result):
+    """README's soft-tree table for ``run_seeds``' result: mean ± std over the seeds, 3 decimals.
+
+    Args:
+        result: What ``run_seeds`` returned.
+
+    Returns:
+        A markdown table (header, separator and one row) as one string.
+    """
+
+    def cell(key):
+        stats = result["summary"][key]
+        return f"{stats['mean']:.3f} ± {stats['std']:.3f}"
+
+    return "\n".join(
+        [
+            f"| depth (parameters) | teacher ({result['teacher_params']:,} parameters) "
+            "| tree on labels | tree distilled |",
+            "| --- | --- | --- | --- |",
+            f"| {result['depth']} ({result['tree_params']:,}) | {cell('teacher_acc')} "
+            f"| {cell('hard_acc')} (max path {cell('hard_max_path_acc')}) "
+            f"| {cell('distilled_acc')} (max path {cell('distilled_max_path_acc')}) |",
+        ]
+    )
+
+
+def run_seeds(seeds, seed=0, output_dir="keras_kd_runs/tree", depth=4, **kwargs):
+    """Runs ``run`` for seeds ``seed`` .. ``seed + seeds - 1`` and aggregates their accuracies.
+
+    Args:
+        seeds: Number of seeds (>= 1).
+        seed: The first seed.
+        output_dir: Each seed writes its files to ``<output_dir>/seed<S>``.
+        depth: Depth of the tree.
+        **kwargs: The other arguments of ``run``.
+
+    Returns:
+        ``{"seeds", "depth", "runs", "summary", "teacher_params", "tree_params", "table"}``:
+        ``runs`` holds each seed's results, ``summary`` is ``summarize(runs)`` and ``table`` is
+        ``format_table`` of the rest.
+
+    Example:
+        >>> result = run_seeds(2, dataset="digits", epochs=1, teacher_epochs=1, depth=2)
+        >>> print(result["table"])
+    """
+    seed_list = list(range(seed, seed + seeds))
+    runs = [
+        run(seed=s, output_dir=os.path.join(output_dir, f"seed{s}"), depth=depth, **kwargs)
+        for s in seed_list
+    ]
+    result = {
+        "seeds": seed_list,
+        "depth": depth,
+        "runs": runs,
+        "summary": summarize(runs),
+        "teacher_params": runs[0]["teacher_params"],
+        "tree_params": runs[0]["tree_params"],
+    }
+    result["table"] = format_table(result)
+    return result
+
+
+def _print_seeds(result, output_dir):
+    """Prints each seed's accuracies and the table, writes the table, then the JSON line."""
+    for seed, res in zip(result["seeds"], result["runs"]):
+        print(
+            f"seed {seed}: teacher {res['teacher_acc']:.4f}, labels {res['hard_acc']:.4f} "
+            f"(max path {res['hard_max_path_acc']:.4f}), distilled {res['distilled_acc']:.4f} "
+            f"(max path {res['distilled_max_path_acc']:.4f})"
+        )
+    print(result["table"])
+    path = os.path.join(output_dir, "summary.md")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(result["table"] + "\n")
+    print(f"table: {os.path.abspath(path)}")
+    print(json.dumps(result))
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    result = run(
+    settings = dict(
         dataset=common_flags.DATASET.value,
         epochs=common_flags.EPOCHS.value,
         teacher_epochs=common_flags.TEACHER_EPOCHS.value,
@@ -196,7 +318,7 @@ def main(argv):
         alpha=common_flags.ALPHA.value,
         seed=common_flags.SEED.value,
         output_dir=common_flags.OUTPUT_DIR.value,
-        verbose=int(common_flags.VERBOSE.value),
+        verbose=common_flags.keras_verbosity(),
         teacher_width=common_flags.TEACHER_WIDTH.value,
         train_size=common_flags.TRAIN_SIZE.value,
         depth=_DEPTH.value,
@@ -206,6 +328,10 @@ def main(argv):
         inference=_INFERENCE.value,
         teacher_learning_rate=_TEACHER_LEARNING_RATE.value,
     )
+    if common_flags.SEEDS.value > 1:
+        _print_seeds(run_seeds(common_flags.SEEDS.value, **settings), settings["output_dir"])
+        return
+    result = run(**settings)
     print(f"teacher         accuracy {result['teacher_acc']:.4f}")
     print(
         f"tree, labels    accuracy {result['hard_acc']:.4f} (max path {result['hard_max_path_acc']:.4f})"

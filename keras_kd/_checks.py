@@ -1,8 +1,10 @@
 """Argument checks of the Distiller, raised before training with the argument and value named."""
 
 import math
+import numbers
 
 from keras_kd._compat import keras, tf
+from keras_kd.teachers import foreign, resolve
 
 
 def check_model(role, model):
@@ -32,6 +34,8 @@ def check_model(role, model):
 
 
 def output_shape(model):
+    if isinstance(model, foreign.ForeignTeacher):
+        return model.output_shape
     if getattr(model, "_is_graph_network", False):
         return tf.TensorShape(model.outputs[0].shape)
     return None
@@ -57,24 +61,32 @@ def check_alpha(alpha):
 
 
 def check_teachers(teacher, student):
-    """Returns the teachers as a list: one model, or several whose soft targets are averaged."""
+    """Returns the teachers as a list: one model, or several whose soft targets are averaged.
+
+    A teacher that is not a tf_keras model (Keras 3, SavedModel, .tflite, callable) comes back
+    wrapped by ``keras_kd.teachers.as_teacher``.
+    """
     teachers = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
     if not teachers:
         raise ValueError(
             "teacher must be a model or a non-empty list of models, received: teacher=[]"
         )
-    for index, model in enumerate(teachers):
+    given = list(teachers)
+    for index, model in enumerate(given):
         role = "teacher" if len(teachers) == 1 else f"teacher[{index}]"
-        check_model(role, model)
+        # Keras 3 models, SavedModels, .tflite files and callables become ForeignTeachers.
+        model = teachers[index] = resolve.as_teacher(model, role, student)
+        if not isinstance(model, foreign.ForeignTeacher):
+            check_model(role, model)
         if model is student:
             raise ValueError(
-                f"{role} and student must be different models, received the same object for both: "
-                f"{role}={model.name!r} is student={student.name!r}"
+                f"{role} and student must be different models, received: {role}={model.name!r}, "
+                "the same object as student"
             )
         check_output_shapes(model, student)
-    if len({id(model) for model in teachers}) != len(teachers):
+    if len({id(model) for model in given}) != len(given):
         raise ValueError(
-            "teacher must list each model only once, received the same model more than once: "
+            "teacher must list each model only once, received: "
             f"teacher={[m.name for m in teachers]}"
         )
     return teachers
@@ -93,7 +105,7 @@ def check_losses(losses, num_teachers=1):
             raise TypeError(
                 "each entry of losses must be a Keras layer following the keras_kd.losses "
                 "contract, "
-                f"received: {loss!r} in losses={losses!r}"
+                f"received: losses={losses!r}, whose entry {loss!r} is not a layer"
             )
     if num_teachers > 1:
         single = [loss.name for loss in losses if not getattr(loss, "multi_teacher", False)]
@@ -107,8 +119,8 @@ def check_losses(losses, num_teachers=1):
     names = [loss.name for loss in losses]
     if len(set(names)) != len(names):
         raise ValueError(
-            "losses must have distinct names (they name the metrics), received: losses named "
-            f"{names}"
+            "losses must have distinct names (they name the metrics), received: "
+            f"losses={names}"
         )
     return losses
 
@@ -172,12 +184,21 @@ def check_from_logits(loss):
         expects_probabilities = config.get("from_logits") is False
     if expects_probabilities:
         raise ValueError(
-            f"loss={loss!r} expects probabilities (from_logits=False) but the student outputs "
+            f"loss={loss_text(loss)} expects probabilities (from_logits=False) but the student outputs "
             "logits; "
             "loss must take logits, e.g. "
             "keras.losses.SparseCategoricalCrossentropy(from_logits=True), "
-            f"received: loss={loss!r}"
+            f"received: loss={loss_text(loss)}"
         )
+
+
+def loss_text(loss):
+    """A loss as messages print it: a Keras loss instance as ``ClassName(from_logits=...)``."""
+    if isinstance(loss, keras.losses.Loss):
+        config = loss.get_config()
+        logits = f"from_logits={config['from_logits']}" if "from_logits" in config else ""
+        return f"{type(loss).__name__}({logits})"
+    return repr(loss)
 
 
 def check_augment(augment, alpha):
@@ -192,7 +213,8 @@ def check_augment(augment, alpha):
         raise ValueError(
             f"augment={augment.name!r} mixes examples, so the labels no longer match the inputs; "
             "use "
-            f"alpha=0 with it (function matching), received: alpha={alpha}"
+            f"alpha=0 with it (function matching), received: augment={augment.name!r}, "
+            f"alpha={alpha}"
         )
     return augment
 
@@ -214,3 +236,17 @@ def check_pairs(losses, teachers, student):
                         f"{model.name!r}, which has no layer named {pair[side]!r}; its layers are "
                         f"{known}, received: pairs={[tuple(p) for p in pairs]!r}"
                     )
+
+
+def check_positive(name, value):
+    """Returns ``float(value)``; raises unless it is a finite real number > 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise ValueError(f"{name} must be a finite number > 0, received: {name}={value!r}")
+    return float(value)
+
+
+def check_positive_int(name, value):
+    """Returns ``int(value)``; raises unless it is an integer >= 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, received: {name}={value!r}")
+    return int(value)

@@ -5,6 +5,7 @@ An unlabeled row has the sparse label ``-1`` (``keras_kd.data.UNLABELED``) or an
 
 import numpy as np
 
+from keras_kd._checks import loss_text
 from keras_kd._compat import keras, tf
 
 
@@ -41,7 +42,7 @@ def check_some_labels(alpha, x, y):
         raise ValueError(
             f"alpha={alpha} > 0 needs labels, but every example in y is unlabeled (-1 or an all-zero "
             "one-hot row); y must hold at least one label, or set alpha=0 to distill from the "
-            f"teacher alone, received: y with {len(labels)} unlabeled examples"
+            f"teacher alone, received: y=<array of {len(labels)} unlabeled examples>"
         )
 
 
@@ -86,8 +87,7 @@ def check_fit_data(x, y, student, loss):
     if isinstance(x, tf.data.Dataset):
         if int(x.cardinality()) == 0:
             raise ValueError(
-                "x must hold at least one batch, received: x=an empty tf.data.Dataset "
-                "(cardinality 0)"
+                "x must hold at least one batch, received: x=<tf.data.Dataset of cardinality 0>"
             )
         spec = x.element_spec
         if isinstance(spec, tuple) and len(spec) >= 2:
@@ -95,26 +95,30 @@ def check_fit_data(x, y, student, loss):
         else:
             x_spec, y_spec = spec, None
         if isinstance(x_spec, tf.TensorSpec):
-            _check_input_shape(tuple(x_spec.shape), student, "x", "a dataset of batches of shape ")
+            _check_input_shape(
+                tuple(x_spec.shape), student, "x", "x=<dataset of batches of shape {}>"
+            )
         if isinstance(y_spec, tf.TensorSpec):
             _check_label_shape(
-                tuple(y_spec.shape), None, student, loss, "a dataset of labels of shape "
+                tuple(y_spec.shape), None, student, loss, "x=<dataset of labels of shape {}>"
             )
         return
     if not isinstance(x, (np.ndarray, tf.Tensor)):
         return
     if len(x) == 0:
-        raise ValueError(f"x must hold at least one example, received: x with shape {_shape(x)}")
-    _check_input_shape(_shape(x), student, "x", "x with shape ")
+        raise ValueError(
+            f"x must hold at least one example, received: x=<array of shape {_shape(x)}>"
+        )
+    _check_input_shape(_shape(x), student, "x", "x=<array of shape {}>")
     if y is None or not isinstance(y, (np.ndarray, tf.Tensor, list)):
         return
     labels = np.asarray(y)
     if labels.ndim == 0 or len(labels) != len(x):
         raise ValueError(
-            f"y must hold one label per example of x ({len(x)}), received: y with shape "
-            f"{labels.shape}"
+            f"y must hold one label per example of x ({len(x)}), received: "
+            f"y=<array of shape {labels.shape}>"
         )
-    _check_label_shape(labels.shape, labels, student, loss, "y with shape ")
+    _check_label_shape(labels.shape, labels, student, loss, "y=<array of shape {}>")
 
 
 def _check_input_shape(shape, student, arg, what):
@@ -127,7 +131,7 @@ def _check_input_shape(shape, student, arg, what):
     )
     if not matches:
         raise ValueError(
-            f"{arg} must match the student's input shape {expected}, received: {what}{shape}"
+            f"{arg} must match the student's input shape {expected}, received: {what.format(shape)}"
         )
 
 
@@ -138,31 +142,34 @@ def _check_label_shape(shape, labels, student, loss, what):
     kind = _loss_kind(loss)
     if one_hot and kind == "sparse":
         raise ValueError(
-            f"y must be class ids of shape (n,) or (n, 1) for loss={loss!r} (one-hot labels need "
-            f"keras.losses.CategoricalCrossentropy(from_logits=True)), received: {what}{shape}"
+            f"y must be class ids of shape (n,) or (n, 1) for loss={loss_text(loss)} (one-hot "
+            "labels need keras.losses.CategoricalCrossentropy(from_logits=True)), received: "
+            f"{what.format(shape)}"
         )
     if not one_hot and kind == "categorical":
         raise ValueError(
-            f"y must be one-hot rows of width {classes} for loss={loss!r} (class ids need "
-            f"keras.losses.SparseCategoricalCrossentropy(from_logits=True)), received: {what}{shape}"
+            f"y must be one-hot rows of width {classes} for loss={loss_text(loss)} (class ids "
+            "need keras.losses.SparseCategoricalCrossentropy(from_logits=True)), received: "
+            f"{what.format(shape)}"
         )
     if classes is None:
         return
     if one_hot and shape[-1] != classes:
         raise ValueError(
             f"y must be one-hot rows of width {classes} (the student's classes), received: "
-            f"{what}{shape}"
+            f"{what.format(shape)}"
         )
     if not one_hot and labels is not None and labels.size:
         ids = labels.reshape(-1)
         if np.issubdtype(ids.dtype, np.floating) and not np.all(np.floor(ids) == ids):
             raise ValueError(
-                f"y must hold integer class ids in [0, {classes}) or -1, received: y with values "
-                f"{ids[np.floor(ids) != ids][:3].tolist()}"
+                f"y must hold integer class ids in [0, {classes}) or -1, received: "
+                f"y=<array with values {ids[np.floor(ids) != ids][:3].tolist()}>"
             )
         bad = ids[(ids >= classes) | (ids < -1)]
         if bad.size:
             raise ValueError(
                 f"y must hold class ids in [0, {classes}) (the student's classes) or -1 for an "
-                f"unlabeled example, received: y with values {sorted(set(bad.tolist()))[:5]}"
+                "unlabeled example, received: "
+                f"y=<array with values {sorted(set(bad.tolist()))[:5]}>"
             )

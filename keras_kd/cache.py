@@ -15,6 +15,7 @@ import numpy as np
 from absl import logging
 
 from keras_kd._compat import tf
+from keras_kd.teachers.foreign import ForeignTeacher
 
 INPUTS_KEY = "keras_kd_inputs"
 TEACHER_KEY = "keras_kd_teacher"
@@ -162,8 +163,12 @@ class TeacherCache:
 
     def _fingerprint(self, x):
         digest = hashlib.blake2b(digest_size=16)
-        for weight in (w for teacher in self._teachers for w in teacher.weights):
-            digest.update(np.ascontiguousarray(weight.numpy()).data)
+        for teacher in self._teachers:
+            if isinstance(teacher, ForeignTeacher):
+                digest.update(teacher.fingerprint())
+                continue
+            for weight in teacher.weights:
+                digest.update(np.ascontiguousarray(weight.numpy()).data)
         if isinstance(x, tf.data.Dataset):
             digest.update(x._as_serialized_graph().numpy())
         else:

@@ -17,6 +17,7 @@ from keras_kd._checks import (
 )
 from keras_kd._compat import keras, tf
 from keras_kd.features import EnsembleTap, FeatureTap
+from keras_kd.teachers import resolve as teachers_config
 
 
 @keras.utils.register_keras_serializable(package="keras_kd")
@@ -45,9 +46,11 @@ class Distiller(keras.Model):
         student: The built Keras model to train.
         teacher: The built Keras model to learn from, or a list of several teachers whose softened
             outputs are averaged (Hinton et al. 2015's ensemble targets). Teachers are never updated
-            and none may be ``student``. With several teachers every loss must have
-            ``multi_teacher = True`` (e.g. ``keras_kd.losses.MultiTeacherKD(teacher_weights=...)``,
-            which weighs the teachers).
+            and none may be ``student``. A teacher may also be a Keras 3 model, a SavedModel
+            directory, a ``.tflite`` file or a callable from a numpy batch to numpy logits
+            (``keras_kd.teachers``); feature losses need a tf_keras or Keras 3 graph teacher.
+            With several teachers (kinds may mix) every loss must have ``multi_teacher = True``
+            (e.g. ``keras_kd.losses.MultiTeacherKD(teacher_weights=...)``, which weighs them).
         losses: Distillation loss layers that follow the contract in ``keras_kd.losses.base``.
             Default: ``[keras_kd.losses.LogitsKD(temperature=4.0)]``, or
             ``[keras_kd.losses.MultiTeacherKD(temperature=4.0)]`` (equal weights) for several teachers.
@@ -99,7 +102,7 @@ class Distiller(keras.Model):
         check_model("student", student)
         teachers = check_teachers(teacher, student)
         self.student = student
-        self.teacher = teacher if len(teachers) == 1 else teachers
+        self.teacher = teachers[0] if len(teachers) == 1 else teachers
         self.alpha = check_alpha(alpha)
         if losses is None:
             from keras_kd import losses as loss_registry
@@ -394,9 +397,7 @@ class Distiller(keras.Model):
         return {
             "name": self.name,
             "student": serialize(self.student),
-            "teacher": [serialize(t) for t in self.teacher]
-            if isinstance(self.teacher, list)
-            else serialize(self.teacher),
+            "teacher": teachers_config.serialize(self.teacher),
             "losses": [serialize(loss) for loss in self.distillation_losses],
             "alpha": self.alpha,
             "loss_weights": list(self.loss_weights),
@@ -412,12 +413,7 @@ class Distiller(keras.Model):
         config = dict(config)
         deserialize = keras.saving.deserialize_keras_object
         config["student"] = deserialize(config["student"], custom_objects=custom_objects)
-        if isinstance(config["teacher"], list):
-            config["teacher"] = [
-                deserialize(t, custom_objects=custom_objects) for t in config["teacher"]
-            ]
-        else:
-            config["teacher"] = deserialize(config["teacher"], custom_objects=custom_objects)
+        config["teacher"] = teachers_config.deserialize(config["teacher"], custom_objects)
         config["losses"] = [
             deserialize(loss, custom_objects=custom_objects) for loss in config["losses"]
         ]

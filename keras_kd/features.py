@@ -11,6 +11,7 @@ and the names in that dict are the layer names that losses refer to in ``pairs``
 """
 
 from keras_kd._compat import keras, tf
+from keras_kd.teachers.foreign import ForeignTeacher
 
 
 class FeatureTap:
@@ -36,6 +37,9 @@ class FeatureTap:
         self.role = role
         self._extractor = None
         if not self.layer_names:
+            return
+        if isinstance(model, ForeignTeacher):
+            model.tap(self.layer_names)  # a Keras 3 teacher taps its own graph; other kinds refuse
             return
         if hasattr(model, "call_with_features"):
             return
@@ -75,7 +79,7 @@ class FeatureTap:
     def feature_shapes(self):
         """Returns ``{layer_name: static shape}`` for the tapped layers of a graph model (else ``{}``)."""
         if self._extractor is None:
-            return {}
+            return self.model.feature_shapes() if isinstance(self.model, ForeignTeacher) else {}
         return {
             n: tf.TensorShape(t.shape)
             for n, t in zip(self.layer_names, self._extractor.outputs[1:])

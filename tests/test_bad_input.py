@@ -1,14 +1,21 @@
-"""Every public entry point refuses bad input before any training, naming the argument and value.
+"""Every public entry point refuses bad input before anything trains, converts or writes.
 
-``CASES`` is the single source of the "Bad input" table in README.md: each case is one table row
-and one test. ``table_markdown()`` renders the table (``python -m tests.test_bad_input`` prints it),
-and ``test_readme_lists_every_case`` fails until README.md holds every row.
+README.md's "Bad input" table is the specification. Each row names an entry point, the argument,
+what is refused, the exception, the value the message prints as ``received: <arg>=<value>`` and a
+fragment of what is allowed; ``<tmp_path>`` in a value stands for the test's temporary directory.
+``CASES`` holds one call per row, keyed by (entry point, argument, refused). A row without a case
+fails, and so does a case without a row.
+
+Each test checks the exception's type, that the message holds exactly ``received: <arg>=<value>``
+(the value ends the message or is followed by a space, comma, semicolon or closing parenthesis), the
+allowed fragment before it, that no shared model's weights changed and that nothing was written to
+the working directory (the test's ``tmp_path``), where every path argument points.
 """
 
+import builtins
 import functools
 import os
 import re
-from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import pytest
@@ -19,22 +26,7 @@ from keras_kd._compat import keras, tf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHAPE = (8, 8, 1)
-
-
-class Case(NamedTuple):
-    entry: str  # the public entry point
-    arg: str  # the argument named in the message
-    refused: str  # what is refused, in words
-    call: Callable[[], Any]
-    error: type
-    value: str  # the received value as the message prints it
-    allowed: str  # a fragment of the message saying what is allowed
-
-    @property
-    def id(self):
-        return re.sub(r"[^a-z0-9]+", "-", f"{self.entry} {self.arg} {self.refused}".lower()).strip(
-            "-"
-        )
+TMP = "<tmp_path>"
 
 
 def _net(prefix, classes=10, softmax=False):
@@ -47,1132 +39,633 @@ def _net(prefix, classes=10, softmax=False):
     return keras.Model(inputs, outputs, name=prefix)
 
 
-@functools.lru_cache(maxsize=None)
-def _m(kind):
-    """Small models shared by the cases, built on first use."""
-    if kind == "teacher":
-        return _net("teacher")
-    if kind == "student":
-        return _net("student")
-    if kind == "student5":
-        return _net("student5", classes=5)
-    if kind == "softmax":
-        return _net("soft", softmax=True)
-    if kind == "unbuilt_sequential":
-        return keras.Sequential([keras.layers.Dense(10)], name="no_input")
+class _Subclassed(keras.Model):
+    def __init__(self):
+        super().__init__(name="subclassed")
+        self.dense = keras.layers.Dense(10)
 
-    class Sub(keras.Model):
-        def __init__(self):
-            super().__init__(name="subclassed")
-            self.dense = keras.layers.Dense(10)
+    def call(self, x):
+        return self.dense(x)
 
-        def call(self, x):
-            return self.dense(x)
 
-    return Sub()
+@functools.cache
+def _models():
+    """The models every case shares, built once; a test checks that none of them changes."""
+    models = [_net(name) for name in ("teacher", "student", "t2", "peer_a", "peer_b")]
+    models += [_net("student5", classes=5), _net("soft", softmax=True), _Subclassed()]
+    models.append(keras.Sequential([keras.layers.Dense(10)], name="no_input"))
+    return {model.name: model for model in models}
+
+
+def _weights():
+    """{name: weights} of every shared model; an unbuilt model has none."""
+    return {name: m.get_weights() if m.built else [] for name, m in _models().items()}
+
+
+def _m(name):
+    return _models()[name]
 
 
 def _distiller(**kwargs):
-    args = {"student": _m("student"), "teacher": _m("teacher"), **kwargs}
-    return kd.Distiller(**args)
-
-
-def _compiled(loss=None, **kwargs):
-    distiller = _distiller(**kwargs)
-    distiller.compile(
-        "adam", loss=loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    )
-    return distiller
-
-
-X = np.zeros((4, *SHAPE), np.float32)
-Y = np.array([0, 1, 2, 3])
-
-
-def _fit(x=X, y=Y, loss=None, **kwargs):
-    return _compiled(loss, **kwargs).fit(x, y, epochs=1, verbose=0)
-
-
-def _tflite(tmp):
-    return os.path.join(tmp, "m.tflite")
-
-
-def _missing():
-    return os.path.join(ROOT, "no_such_dir", "m.tflite")
-
-
-def _train():
-    return (X, Y)
-
-
-def _make():
-    return _net("made")
+    return kd.Distiller(**{"student": _m("student"), "teacher": _m("teacher"), **kwargs})
 
 
 SCC = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 CC = keras.losses.CategoricalCrossentropy(from_logits=True)
-E = ValueError
-T = TypeError
+X = np.zeros((4, *SHAPE), np.float32)
+Y = np.array([0, 1, 2, 3])
 
-CASES = [
-    # Distiller
-    Case(
-        "Distiller",
-        "student",
-        "not a Keras model",
-        lambda: _distiller(student="net"),
-        T,
-        "'net'",
-        "keras.Model",
-    ),
-    Case("Distiller", "student", "None", lambda: _distiller(student=None), E, "None", "required"),
-    Case(
+
+def _fit(x=X, y=Y, loss=SCC):
+    distiller = _distiller()
+    distiller.compile("adam", loss=loss)
+    return distiller.fit(x, y, epochs=1, verbose=0)
+
+
+def _dataset(x, y=Y):
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(2)
+
+
+def _never_trains(model):
+    raise AssertionError("train_fn was called: the arguments were checked after training began")
+
+
+def _lottery(**kwargs):
+    student = _m("student")
+    args = {"initial_weights": student.get_weights(), "train_fn": _never_trains, **kwargs}
+    return compress.lottery_ticket(student, **args)
+
+
+def _peer():
+    return _m("peer_a")
+
+
+_PEERS = ("peer_a", "peer_b")
+_TRAIN = (X, Y)
+
+# (entry point, argument, refused) -> a call that must be refused; ``t`` is the temporary directory.
+_CASE_LIST = [
+    ("Distiller", "student", "not a Keras model", lambda t: _distiller(student="net")),
+    ("Distiller", "student", "None", lambda t: _distiller(student=None)),
+    (
         "Distiller",
         "student",
         "Sequential without an input shape",
-        lambda: _distiller(student=_m("unbuilt_sequential")),
-        E,
-        "no_input",
-        "built",
+        lambda t: _distiller(student=_m("no_input")),
     ),
-    Case(
+    (
         "Distiller",
         "teacher",
         "subclassed model never called",
-        lambda: _distiller(teacher=_m("subclassed")),
-        E,
-        "subclassed",
-        "built",
+        lambda t: _distiller(teacher=_m("subclassed")),
     ),
-    Case(
-        "Distiller",
-        "teacher",
-        "not a Keras model",
-        lambda: _distiller(teacher=42),
-        T,
-        "42",
-        "keras.Model",
-    ),
-    Case(
+    ("Distiller", "teacher", "not a Keras model", lambda t: _distiller(teacher=42)),
+    (
         "Distiller",
         "teacher",
         "the same object as student",
-        lambda: _distiller(teacher=_m("student")),
-        E,
-        "student",
-        "different",
+        lambda t: _distiller(teacher=_m("student")),
     ),
-    Case(
-        "Distiller", "teacher", "empty list", lambda: _distiller(teacher=[]), E, "[]", "non-empty"
-    ),
-    Case(
+    ("Distiller", "teacher", "empty list", lambda t: _distiller(teacher=[])),
+    (
         "Distiller",
         "teacher",
         "the same model twice",
-        lambda: _distiller(teacher=[_m("teacher"), _m("teacher")]),
-        E,
-        "teacher",
-        "once",
+        lambda t: _distiller(teacher=[_m("teacher"), _m("teacher")]),
     ),
-    Case(
+    (
         "Distiller",
         "teacher",
         "class count differs from student",
-        lambda: _distiller(student=_m("student5")),
-        E,
-        "teacher",
-        "same classes",
+        lambda t: _distiller(student=_m("student5")),
     ),
-    Case(
-        "Distiller",
-        "teacher",
-        "ends in softmax",
-        lambda: _distiller(teacher=_m("softmax")),
-        E,
-        "soft",
-        "logits",
-    ),
-    Case("Distiller", "alpha", "outside [0, 1]", lambda: _distiller(alpha=1.5), E, "1.5", "[0, 1]"),
-    Case(
-        "Distiller", "alpha", "not a number", lambda: _distiller(alpha="0.1"), E, "'0.1'", "[0, 1]"
-    ),
-    Case(
-        "Distiller", "losses", "empty list", lambda: _distiller(losses=[]), E, "[]", "at least one"
-    ),
-    Case(
-        "Distiller",
-        "losses",
-        "entry not a loss layer",
-        lambda: _distiller(losses=["kd"]),
-        T,
-        "'kd'",
-        "Keras layer",
-    ),
-    Case(
+    ("Distiller", "teacher", "ends in softmax", lambda t: _distiller(teacher=_m("soft"))),
+    ("Distiller", "alpha", "outside [0, 1]", lambda t: _distiller(alpha=1.5)),
+    ("Distiller", "alpha", "not a number", lambda t: _distiller(alpha="0.1")),
+    ("Distiller", "losses", "empty list", lambda t: _distiller(losses=[])),
+    ("Distiller", "losses", "entry not a loss layer", lambda t: _distiller(losses=["kd"])),
+    (
         "Distiller",
         "losses",
         "two losses with one name",
-        lambda: _distiller(losses=[losses.LogitsKD(), losses.LogitsKD()]),
-        E,
-        "logits_kd",
-        "distinct names",
+        lambda t: _distiller(losses=[losses.LogitsKD(), losses.LogitsKD()]),
     ),
-    Case(
+    (
         "Distiller",
         "losses",
         "single-teacher loss with several teachers",
-        lambda: _distiller(teacher=[_m("teacher"), _net("t2")], losses=[losses.LogitsKD()]),
-        E,
-        "logits_kd",
-        "multi_teacher",
+        lambda t: _distiller(teacher=[_m("teacher"), _m("t2")], losses=[losses.LogitsKD()]),
     ),
-    Case(
+    (
         "Distiller",
         "pairs",
         "naming an unknown layer",
-        lambda: _distiller(losses=[losses.AttentionTransfer([("t_nope", "student_conv")])]),
-        E,
-        "t_nope",
-        "must name layers",
+        lambda t: _distiller(losses=[losses.AttentionTransfer([("t_nope", "student_conv")])]),
     ),
-    Case(
-        "Distiller",
-        "loss_weights",
-        "wrong count",
-        lambda: _distiller(loss_weights=[1.0, 2.0]),
-        E,
-        "[1.0, 2.0]",
-        "one weight per",
-    ),
-    Case(
-        "Distiller",
-        "loss_weights",
-        "negative",
-        lambda: _distiller(loss_weights=[-1.0]),
-        E,
-        "[-1.0]",
-        ">= 0",
-    ),
-    Case(
-        "Distiller",
-        "cache_teacher",
-        "unknown mode",
-        lambda: _distiller(cache_teacher="sometimes"),
-        E,
-        "'sometimes'",
-        '"auto", True or False',
-    ),
-    Case(
-        "Distiller",
-        "cache_dtype",
-        "unknown dtype",
-        lambda: _distiller(cache_dtype="int8"),
-        E,
-        "'int8'",
-        "float16",
-    ),
-    Case(
-        "Distiller",
-        "cache_top_k",
-        "not in [1, classes]",
-        lambda: _distiller(cache_top_k=0),
-        E,
-        "0",
-        "integer",
-    ),
-    Case(
-        "Distiller",
-        "augment",
-        "not a Keras layer",
-        lambda: _distiller(augment="mixup"),
-        T,
-        "'mixup'",
-        "Keras layer",
-    ),
-    Case(
+    ("Distiller", "loss_weights", "wrong count", lambda t: _distiller(loss_weights=[1.0, 2.0])),
+    ("Distiller", "loss_weights", "negative", lambda t: _distiller(loss_weights=[-1.0])),
+    ("Distiller", "cache_teacher", "unknown mode", lambda t: _distiller(cache_teacher="sometimes")),
+    ("Distiller", "cache_dtype", "unknown dtype", lambda t: _distiller(cache_dtype="int8")),
+    ("Distiller", "cache_top_k", "not in [1, classes]", lambda t: _distiller(cache_top_k=0)),
+    ("Distiller", "augment", "not a Keras layer", lambda t: _distiller(augment="mixup")),
+    (
         "Distiller",
         "augment",
         "mixing layer with alpha > 0",
-        lambda: _distiller(augment=data.MixUp()),
-        E,
-        "alpha=0.1",
-        "alpha=0",
+        lambda t: _distiller(augment=data.MixUp()),
     ),
-    # Distiller.compile / fit
-    Case(
+    (
         "Distiller.compile",
         "loss",
         "missing while alpha > 0",
-        lambda: _distiller().compile("adam"),
-        E,
-        "None",
-        "hard-label loss",
+        lambda t: _distiller().compile("adam"),
     ),
-    Case(
+    (
         "Distiller.compile",
         "loss",
         "expects probabilities",
-        lambda: _distiller().compile("adam", loss=keras.losses.SparseCategoricalCrossentropy()),
-        E,
-        "SparseCategoricalCrossentropy",
-        "from_logits=True",
+        lambda t: _distiller().compile("adam", loss=keras.losses.SparseCategoricalCrossentropy()),
     ),
-    Case(
+    (
         "Distiller.compile",
         "loss",
         "unknown name",
-        lambda: _distiller().compile("adam", loss="no_such_loss"),
-        E,
-        "'no_such_loss'",
-        "Keras loss",
+        lambda t: _distiller().compile("adam", loss="no_such_loss"),
     ),
-    Case(
+    (
         "Distiller.compile",
         "optimizer",
         "unknown name",
-        lambda: _distiller().compile("no_such_opt", loss=SCC),
-        E,
-        "'no_such_opt'",
-        "optimizer",
+        lambda t: _distiller().compile("no_such_opt", loss=SCC),
     ),
-    Case("Distiller.fit", "y", "None with alpha > 0", lambda: _fit(y=None), E, "None", "labels"),
-    Case(
-        "Distiller.fit",
-        "y",
-        "every example unlabeled",
-        lambda: _fit(y=np.full(4, -1)),
-        E,
-        "-1",
-        "label",
-    ),
-    Case(
+    ("Distiller.fit", "y", "None with alpha > 0", lambda t: _fit(y=None)),
+    ("Distiller.fit", "y", "every example unlabeled", lambda t: _fit(y=np.full(4, -1))),
+    (
         "Distiller.fit",
         "y",
         "class id >= the student's classes",
-        lambda: _fit(y=np.array([0, 1, 2, 10])),
-        E,
-        "10",
-        "[0, 10)",
+        lambda t: _fit(y=np.array([0, 1, 2, 10])),
     ),
-    Case(
-        "Distiller.fit",
-        "y",
-        "one-hot labels with a sparse loss",
-        lambda: _fit(y=np.eye(10)[:4]),
-        E,
-        "(4, 10)",
-        "class ids",
-    ),
-    Case(
-        "Distiller.fit",
-        "y",
-        "class ids with a categorical loss",
-        lambda: _fit(loss=CC),
-        E,
-        "(4,)",
-        "one-hot",
-    ),
-    Case(
+    ("Distiller.fit", "y", "one-hot labels with a sparse loss", lambda t: _fit(y=np.eye(10)[:4])),
+    ("Distiller.fit", "y", "class ids with a categorical loss", lambda t: _fit(loss=CC)),
+    (
         "Distiller.fit",
         "y",
         "one-hot width differs from classes",
-        lambda: _fit(y=np.eye(12)[:4], loss=CC),
-        E,
-        "(4, 12)",
-        "10",
+        lambda t: _fit(y=np.eye(12)[:4], loss=CC),
     ),
-    Case(
-        "Distiller.fit",
-        "y",
-        "length differs from x",
-        lambda: _fit(y=Y[:3]),
-        E,
-        "(3,)",
-        "one label per",
-    ),
-    Case(
-        "Distiller.fit",
-        "x",
-        "empty arrays",
-        lambda: _fit(x=X[:0], y=Y[:0]),
-        E,
-        "(0, 8, 8, 1)",
-        "at least one",
-    ),
-    Case(
-        "Distiller.fit",
-        "x",
-        "empty dataset",
-        lambda: _fit(x=tf.data.Dataset.from_tensor_slices((X, Y)).take(0).batch(2), y=None),
-        E,
-        "empty",
-        "at least one",
-    ),
-    Case(
+    ("Distiller.fit", "y", "length differs from x", lambda t: _fit(y=Y[:3])),
+    ("Distiller.fit", "x", "empty arrays", lambda t: _fit(x=X[:0], y=Y[:0])),
+    ("Distiller.fit", "x", "empty dataset", lambda t: _fit(x=_dataset(X).take(0), y=None)),
+    (
         "Distiller.fit",
         "x",
         "example shape differs from the student's input",
-        lambda: _fit(x=np.zeros((4, 9, 9, 1), np.float32)),
-        E,
-        "(4, 9, 9, 1)",
-        "(None, 8, 8, 1)",
+        lambda t: _fit(x=np.zeros((4, 9, 9, 1), np.float32)),
     ),
-    Case(
+    (
         "Distiller.fit",
         "x",
         "dataset of a wrong example shape",
-        lambda: _fit(
-            x=tf.data.Dataset.from_tensor_slices((np.zeros((4, 3), np.float32), Y)).batch(2), y=None
-        ),
-        E,
-        "(None, 3)",
-        "(None, 8, 8, 1)",
+        lambda t: _fit(x=_dataset(np.zeros((4, 3), np.float32)), y=None),
     ),
-    # Losses
-    Case("losses.get", "name", "unknown loss name", lambda: losses.get("kdd"), E, "'kdd'", "'kd'"),
-    Case("losses.get", "name", "not a string", lambda: losses.get(3), E, "3", "'kd'"),
-    Case("LogitsKD", "temperature", "<= 0", lambda: losses.LogitsKD(0), E, "0", "> 0"),
-    Case(
-        "LogitsKD", "temperature", "not a number", lambda: losses.LogitsKD("hot"), E, "'hot'", "> 0"
-    ),
-    Case(
-        "LogitsKD",
-        "temperature",
-        "infinite",
-        lambda: losses.LogitsKD(float("inf")),
-        E,
-        "inf",
-        "> 0",
-    ),
-    Case(
+    ("losses.get", "name", "unknown loss name", lambda t: losses.get("kdd")),
+    ("losses.get", "name", "not a string", lambda t: losses.get(3)),
+    ("LogitsKD", "temperature", "<= 0", lambda t: losses.LogitsKD(0)),
+    ("LogitsKD", "temperature", "not a number", lambda t: losses.LogitsKD("hot")),
+    ("LogitsKD", "temperature", "infinite", lambda t: losses.LogitsKD(float("inf"))),
+    (
         "LogitsKD",
         "teacher",
         "class count differs from student (call)",
-        lambda: losses.LogitsKD()(tf.zeros((2, 10)), tf.zeros((2, 5))),
-        E,
-        "(2, 10)",
-        "same number of classes",
+        lambda t: losses.LogitsKD()(tf.zeros((2, 10)), tf.zeros((2, 5))),
     ),
-    Case("DKD", "alpha", "negative", lambda: losses.DKD(alpha=-1.0), E, "-1.0", ">= 0"),
-    Case("DKD", "beta", "not a number", lambda: losses.DKD(beta="8"), E, "'8'", ">= 0"),
-    Case("DKD", "temperature", "<= 0", lambda: losses.DKD(temperature=-2), E, "-2", "> 0"),
-    Case(
+    ("DKD", "alpha", "negative", lambda t: losses.DKD(alpha=-1.0)),
+    ("DKD", "beta", "not a number", lambda t: losses.DKD(beta="8")),
+    ("DKD", "temperature", "<= 0", lambda t: losses.DKD(temperature=-2)),
+    (
         "DKD",
         "labels",
         "missing (call)",
-        lambda: losses.DKD()(tf.zeros((2, 10)), tf.zeros((2, 10))),
-        E,
-        "None",
-        "labels",
+        lambda t: losses.DKD()(tf.zeros((2, 10)), tf.zeros((2, 10))),
     ),
-    Case(
+    (
         "MultiTeacherKD",
         "teacher_weights",
         "negative weight",
-        lambda: losses.MultiTeacherKD(teacher_weights=[1.0, -1.0]),
-        E,
-        "[1.0, -1.0]",
-        ">= 0",
+        lambda t: losses.MultiTeacherKD(teacher_weights=[1.0, -1.0]),
     ),
-    Case(
-        "MultiTeacherKD",
-        "temperature",
-        "<= 0",
-        lambda: losses.MultiTeacherKD(temperature=0.0),
-        E,
-        "0.0",
-        "> 0",
-    ),
-    Case(
-        "FitNetHint", "pairs", "empty list", lambda: losses.FitNetHint([]), E, "[]", "at least one"
-    ),
-    Case(
-        "FitNetHint",
-        "pairs",
-        "a bare string",
-        lambda: losses.FitNetHint("t_conv"),
-        E,
-        "'t_conv'",
-        "tuples",
-    ),
-    Case(
+    ("MultiTeacherKD", "temperature", "<= 0", lambda t: losses.MultiTeacherKD(temperature=0.0)),
+    ("FitNetHint", "pairs", "empty list", lambda t: losses.FitNetHint([])),
+    ("FitNetHint", "pairs", "a bare string", lambda t: losses.FitNetHint("t_conv")),
+    (
         "FitNetHint",
         "adapter",
         "unknown value",
-        lambda: losses.FitNetHint([("a", "b")], adapter="big"),
-        E,
-        "'big'",
-        "auto",
+        lambda t: losses.FitNetHint([("a", "b")], adapter="big"),
     ),
-    Case(
-        "AttentionTransfer",
-        "p",
-        "< 1",
-        lambda: losses.AttentionTransfer([("a", "b")], p=0),
-        E,
-        "0",
-        ">= 1",
-    ),
-    Case(
+    ("AttentionTransfer", "p", "< 1", lambda t: losses.AttentionTransfer([("a", "b")], p=0)),
+    (
         "AttentionTransfer",
         "pairs",
         "entry not a name pair",
-        lambda: losses.AttentionTransfer([("a", 1)]),
-        E,
-        "('a', 1)",
-        "tuple of strings",
+        lambda t: losses.AttentionTransfer([("a", 1)]),
     ),
-    Case(
-        "FSP", "flows", "not pairs of layer pairs", lambda: losses.FSP(["a"]), E, "['a']", "flows"
-    ),
-    Case(
-        "NST",
-        "kernel",
-        "unknown kernel",
-        lambda: losses.NST([("a", "b")], kernel="rbf"),
-        E,
-        "'rbf'",
-        "polynomial",
-    ),
-    Case("NST", "degree", "< 1", lambda: losses.NST([("a", "b")], degree=0), E, "0", ">= 1"),
-    Case(
-        "NST",
-        "constant",
-        "negative",
-        lambda: losses.NST([("a", "b")], constant=-1.0),
-        E,
-        "-1.0",
-        ">= 0",
-    ),
-    Case(
-        "RKD",
-        "distance_weight",
-        "negative",
-        lambda: losses.RKD(distance_weight=-1.0),
-        E,
-        "-1.0",
-        ">= 0",
-    ),
-    Case(
-        "RKD",
-        "angle_weight",
-        "not a number",
-        lambda: losses.RKD(angle_weight=None),
-        E,
-        "None",
-        ">= 0",
-    ),
-    Case(
+    ("FSP", "flows", "not pairs of layer pairs", lambda t: losses.FSP(["a"])),
+    ("NST", "kernel", "unknown kernel", lambda t: losses.NST([("a", "b")], kernel="rbf")),
+    ("NST", "degree", "< 1", lambda t: losses.NST([("a", "b")], degree=0)),
+    ("NST", "constant", "negative", lambda t: losses.NST([("a", "b")], constant=-1.0)),
+    ("RKD", "distance_weight", "negative", lambda t: losses.RKD(distance_weight=-1.0)),
+    ("RKD", "angle_weight", "not a number", lambda t: losses.RKD(angle_weight=None)),
+    (
         "SimilarityPreserving",
         "pairs",
         "empty list",
-        lambda: losses.SimilarityPreserving(pairs=[]),
-        E,
-        "[]",
-        "at least one",
+        lambda t: losses.SimilarityPreserving(pairs=[]),
     ),
-    Case("PKT", "eps", "<= 0", lambda: losses.PKT(eps=0.0), E, "0.0", "> 0"),
-    Case(
-        "CorrelationCongruence",
-        "gamma",
-        "<= 0",
-        lambda: losses.CorrelationCongruence(gamma=0.0),
-        E,
-        "0.0",
-        "> 0",
-    ),
-    Case(
-        "CorrelationCongruence",
-        "order",
-        "< 1",
-        lambda: losses.CorrelationCongruence(order=0),
-        E,
-        "0",
-        ">= 1",
-    ),
-    # Data
-    Case(
-        "data.load", "name", "unknown dataset", lambda: data.load("mnist9"), E, "'mnist9'", "digits"
-    ),
-    Case("data.load", "name", "not a string", lambda: data.load(7), E, "7", "digits"),
-    Case(
-        "data.load",
-        "name",
-        "IDX directory without the files",
-        lambda: data.load("idx:" + ROOT),
-        FileNotFoundError,
-        ROOT,
-        "train-images-idx3-ubyte",
-    ),
-    Case(
+    ("PKT", "eps", "<= 0", lambda t: losses.PKT(eps=0.0)),
+    ("CorrelationCongruence", "gamma", "<= 0", lambda t: losses.CorrelationCongruence(gamma=0.0)),
+    ("CorrelationCongruence", "order", "< 1", lambda t: losses.CorrelationCongruence(order=0)),
+    ("data.load", "name", "unknown dataset", lambda t: data.load("mnist9")),
+    ("data.load", "name", "not a string", lambda t: data.load(7)),
+    ("data.load", "name", "IDX directory without the files", lambda t: data.load("idx:" + t)),
+    (
         "data.load",
         "data_dir",
         "given for a non-tfds dataset",
-        lambda: data.load("digits", data_dir="/tmp"),
-        E,
-        "'/tmp'",
-        "tfds",
+        lambda t: data.load("digits", data_dir=t),
     ),
-    Case(
-        "data.load_mnist1d",
-        "num_samples",
-        "< 2",
-        lambda: data.load_mnist1d(num_samples=1),
-        E,
-        "1",
-        ">= 2",
-    ),
-    Case(
+    ("data.load_mnist1d", "num_samples", "< 2", lambda t: data.load_mnist1d(num_samples=1)),
+    (
         "data.load_mnist1d",
         "train_split",
         "outside (0, 1)",
-        lambda: data.load_mnist1d(train_split=1.0),
-        E,
-        "1.0",
-        "(0, 1)",
+        lambda t: data.load_mnist1d(train_split=1.0),
     ),
-    Case("data.MixUp", "alpha", "<= 0", lambda: data.MixUp(alpha=0), E, "0", "> 0"),
-    Case("data.CutMix", "alpha", "not a number", lambda: data.CutMix(alpha="1"), E, "'1'", "> 0"),
-    Case(
+    ("data.MixUp", "alpha", "<= 0", lambda t: data.MixUp(alpha=0)),
+    ("data.CutMix", "alpha", "not a number", lambda t: data.CutMix(alpha="1")),
+    (
         "data.mix",
         "weights",
         "one weight per example missing",
-        lambda: data.mix(tf.zeros((4, 2)), tf.zeros(3), tf.range(4)),
-        E,
-        "(3,)",
-        "(4,)",
+        lambda t: data.mix(tf.zeros((4, 2)), tf.zeros(3), tf.range(4)),
     ),
-    Case(
+    (
         "data.with_unlabeled",
         "x_unlabeled",
         "example shape differs from x",
-        lambda: data.with_unlabeled(X, Y, np.zeros((2, 3))),
-        E,
-        "(3,)",
-        "(8, 8, 1)",
+        lambda t: data.with_unlabeled(X, Y, np.zeros((2, 3))),
     ),
-    Case(
+    (
         "data.with_unlabeled",
         "y",
         "length differs from x",
-        lambda: data.with_unlabeled(X, Y[:2], X),
-        E,
-        "(2,)",
-        "one integer label per",
+        lambda t: data.with_unlabeled(X, Y[:2], X),
     ),
-    Case(
+    (
         "data.label_with_teacher",
         "teacher",
         "not a Keras model",
-        lambda: data.label_with_teacher("t", X),
-        T,
-        "'t'",
-        "keras.Model",
+        lambda t: data.label_with_teacher("t", X),
     ),
-    Case(
+    (
         "data.label_with_teacher",
         "batch_size",
         "< 1",
-        lambda: data.label_with_teacher(_m("teacher"), X, batch_size=0),
-        E,
-        "0",
-        ">= 1",
+        lambda t: data.label_with_teacher(_m("teacher"), X, batch_size=0),
     ),
-    Case(
+    (
         "data.label_with_teacher",
         "dtype",
         "unknown dtype",
-        lambda: data.label_with_teacher(_m("teacher"), X, dtype="int8"),
-        E,
-        "'int8'",
-        "float16",
+        lambda t: data.label_with_teacher(_m("teacher"), X, dtype="int8"),
     ),
-    Case(
+    (
         "data.label_with_teacher",
         "x",
         "empty",
-        lambda: data.label_with_teacher(_m("teacher"), X[:0]),
-        E,
-        "(0, 8, 8, 1)",
-        "at least one",
+        lambda t: data.label_with_teacher(_m("teacher"), X[:0]),
     ),
-    # Compression
-    Case(
-        "compress.prune",
-        "model",
-        "not a Keras model",
-        lambda: compress.prune("net", 0.5),
-        T,
-        "'net'",
-        "keras.Model",
-    ),
-    Case(
+    ("compress.prune", "model", "not a Keras model", lambda t: compress.prune("net", 0.5)),
+    (
         "compress.prune",
         "model",
         "subclassed model",
-        lambda: compress.prune(_m("subclassed"), 0.5),
-        E,
-        "subclassed",
-        "Sequential or functional",
+        lambda t: compress.prune(_m("subclassed"), 0.5),
     ),
-    Case(
+    (
         "compress.prune",
         "model",
         "Sequential without an input shape",
-        lambda: compress.prune(_m("unbuilt_sequential"), 0.5),
-        E,
-        "no_input",
-        "built",
+        lambda t: compress.prune(_m("no_input"), 0.5),
     ),
-    Case(
+    (
         "compress.prune",
         "target_sparsity",
         "outside [0, 1)",
-        lambda: compress.prune(_m("student"), 1.5),
-        E,
-        "1.5",
-        "[0, 1)",
+        lambda t: compress.prune(_m("student"), 1.5),
     ),
-    Case(
+    (
         "compress.prune",
         "schedule",
         "unknown schedule",
-        lambda: compress.prune(_m("student"), 0.5, schedule="cubic"),
-        E,
-        "'cubic'",
-        "polynomial",
+        lambda t: compress.prune(_m("student"), 0.5, schedule="cubic"),
     ),
-    Case(
+    (
         "compress.prune",
         "layers",
         "unknown layer name",
-        lambda: compress.prune(_m("student"), 0.5, schedule="constant", layers=["nope"]),
-        E,
-        "nope",
-        "layers of",
+        lambda t: compress.prune(_m("student"), 0.5, schedule="constant", layers=["nope"]),
     ),
-    Case(
+    (
         "compress.prune",
         "frequency",
         "< 1",
-        lambda: compress.prune(_m("student"), 0.5, frequency=0),
-        E,
-        "0",
-        ">= 1",
+        lambda t: compress.prune(_m("student"), 0.5, frequency=0),
     ),
-    Case(
+    (
         "compress.prune",
         "m_by_n",
         "not (m, n) with 0 < m < n",
-        lambda: compress.prune(_m("student"), 0.5, m_by_n=(4, 2)),
-        E,
-        "(4, 2)",
-        "m < n",
+        lambda t: compress.prune(_m("student"), 0.5, m_by_n=(4, 2)),
     ),
-    Case(
+    (
         "compress.quantize",
         "preserve",
         "unknown value",
-        lambda: compress.quantize(_m("student"), preserve="all"),
-        E,
-        "'all'",
-        "sparsity",
+        lambda t: compress.quantize(_m("student"), preserve="all"),
     ),
-    Case(
+    (
         "compress.quantize",
         "skip_layers",
         "unknown layer name",
-        lambda: compress.quantize(_m("student"), skip_layers=["nope"]),
-        E,
-        "nope",
-        "layers of",
+        lambda t: compress.quantize(_m("student"), skip_layers=["nope"]),
     ),
-    Case(
-        "compress.cluster",
-        "clusters",
-        "< 2",
-        lambda: compress.cluster(_m("student"), 1),
-        E,
-        "1",
-        ">= 2",
-    ),
-    Case(
+    ("compress.cluster", "clusters", "< 2", lambda t: compress.cluster(_m("student"), 1)),
+    (
         "compress.cluster",
         "init",
         "unknown init",
-        lambda: compress.cluster(_m("student"), 8, init="bogus"),
-        E,
-        "'bogus'",
-        "kmeans_plus_plus",
+        lambda t: compress.cluster(_m("student"), 8, init="bogus"),
     ),
-    Case(
+    (
         "compress.cluster",
         "layers",
         "unknown layer name",
-        lambda: compress.cluster(_m("student"), 8, layers=["nope"]),
-        E,
-        "nope",
-        "layers of",
+        lambda t: compress.cluster(_m("student"), 8, layers=["nope"]),
     ),
-    Case(
+    (
         "compress.prune_units",
         "fraction",
         "outside [0, 1)",
-        lambda: compress.prune_units(_m("student"), 1.0),
-        E,
-        "1.0",
-        "[0, 1)",
+        lambda t: compress.prune_units(_m("student"), 1.0),
     ),
-    Case(
+    (
         "compress.prune_units",
         "layers",
         "unknown layer name",
-        lambda: compress.prune_units(_m("student"), 0.5, layers=["nope"]),
-        E,
-        "nope",
-        "layers of",
+        lambda t: compress.prune_units(_m("student"), 0.5, layers=["nope"]),
     ),
-    Case(
-        "compress.low_rank",
-        "rank",
-        "< 1",
-        lambda: compress.low_rank(_m("student"), rank=0),
-        E,
-        "0",
-        ">= 1",
-    ),
-    Case(
+    ("compress.low_rank", "rank", "< 1", lambda t: compress.low_rank(_m("student"), rank=0)),
+    (
         "compress.low_rank",
         "energy",
         "outside (0, 1]",
-        lambda: compress.low_rank(_m("student"), energy=0.0),
-        E,
-        "0.0",
-        "(0, 1]",
+        lambda t: compress.low_rank(_m("student"), energy=0.0),
     ),
-    Case(
+    (
         "compress.low_rank",
         "layers",
         "unknown layer name",
-        lambda: compress.low_rank(_m("student"), rank=1, layers=["nope"]),
-        E,
-        "nope",
-        "layers of",
+        lambda t: compress.low_rank(_m("student"), rank=1, layers=["nope"]),
     ),
-    Case(
+    (
         "compress.depthwise_separable",
         "depth_multiplier",
         "< 1",
-        lambda: compress.depthwise_separable(_m("student"), depth_multiplier=0),
-        E,
-        "0",
-        ">= 1",
+        lambda t: compress.depthwise_separable(_m("student"), depth_multiplier=0),
     ),
-    Case(
+    (
         "compress.depthwise_separable",
         "layers",
         "unknown layer name",
-        lambda: compress.depthwise_separable(_m("student"), layers=["nope"]),
-        E,
-        "nope",
-        "layers of",
+        lambda t: compress.depthwise_separable(_m("student"), layers=["nope"]),
     ),
-    Case(
-        "compress.lottery_ticket",
-        "train_fn",
-        "not callable",
-        lambda: compress.lottery_ticket(_m("student"), _m("student").get_weights(), "fit"),
-        T,
-        "'fit'",
-        "callable",
-    ),
-    Case(
+    ("compress.lottery_ticket", "train_fn", "not callable", lambda t: _lottery(train_fn="fit")),
+    (
         "compress.lottery_ticket",
         "initial_weights",
         "wrong number of arrays",
-        lambda: compress.lottery_ticket(_m("student"), [], lambda m: None),
-        E,
-        "0",
-        "get_weights",
+        lambda t: _lottery(initial_weights=_m("student").get_weights()[:-1]),
     ),
-    Case(
+    (
         "compress.lottery_ticket",
-        "rounds",
-        "< 1",
-        lambda: compress.lottery_ticket(
-            _m("student"), _m("student").get_weights(), lambda m: None, rounds=0
-        ),
-        E,
-        "0",
-        ">= 1",
+        "initial_weights",
+        "not a list of arrays",
+        lambda t: _lottery(initial_weights=7),
     ),
-    Case(
+    ("compress.lottery_ticket", "rounds", "< 1", lambda t: _lottery(rounds=0)),
+    (
         "compress.lottery_ticket",
         "rewind_to",
         "unknown value",
-        lambda: compress.lottery_ticket(
-            _m("student"), _m("student").get_weights(), lambda m: None, rewind_to="start"
-        ),
-        E,
-        "'start'",
-        "initial",
+        lambda t: _lottery(rewind_to="start"),
     ),
-    Case(
+    (
         "compress.lottery_ticket",
         "target_sparsity",
-        "outside [0, 1)",
-        lambda: compress.lottery_ticket(
-            _m("student"), _m("student").get_weights(), lambda m: None, target_sparsity=1.0
-        ),
-        E,
-        "1.0",
-        "[0, 1)",
+        "outside (0, 1)",
+        lambda t: _lottery(target_sparsity=1.0),
     ),
-    Case(
+    (
         "compress.prune_iteratively",
         "fraction_per_round",
         "outside (0, 1)",
-        lambda: compress.prune_iteratively(_m("student"), lambda m: None, fraction_per_round=0.0),
-        E,
-        "0.0",
-        "(0, 1)",
+        lambda t: compress.prune_iteratively(_m("student"), _never_trains, fraction_per_round=0.0),
     ),
-    Case(
+    (
         "compress.prune_iteratively",
         "rounds",
         "< 1",
-        lambda: compress.prune_iteratively(_m("student"), lambda m: None, rounds=0),
-        E,
-        "0",
-        ">= 1",
+        lambda t: compress.prune_iteratively(_m("student"), _never_trains, rounds=0),
     ),
-    Case(
+    (
         "compress.prune_iteratively",
         "train_fn",
         "not callable",
-        lambda: compress.prune_iteratively(_m("student"), None),
-        T,
-        "None",
-        "callable",
+        lambda t: compress.prune_iteratively(_m("student"), None),
     ),
-    # Export
-    Case(
+    (
         "export.to_tflite",
         "model",
         "not a Keras model",
-        lambda: export.to_tflite("net", "/tmp/m.tflite"),
-        T,
-        "'net'",
-        "keras.Model",
+        lambda t: export.to_tflite("net", os.path.join(t, "m.tflite")),
     ),
-    Case(
+    (
         "export.to_tflite",
         "target",
         "unknown target",
-        lambda: export.to_tflite(_m("student"), "/tmp/m.tflite", target="toaster"),
-        E,
-        "'toaster'",
-        "watch",
+        lambda t: export.to_tflite(_m("student"), os.path.join(t, "m.tflite"), target="toaster"),
     ),
-    Case(
-        "export.to_tflite",
-        "path",
-        "a directory",
-        lambda: export.to_tflite(_m("student"), ROOT),
-        E,
-        ROOT,
-        "file path",
-    ),
-    Case(
+    ("export.to_tflite", "path", "a directory", lambda t: export.to_tflite(_m("student"), t)),
+    (
         "export.to_tflite",
         "representative_data",
         "missing for an int8 target",
-        lambda: export.to_tflite(_m("student"), "/tmp/m.tflite", target="watch"),
-        E,
-        "None",
-        "representative",
+        lambda t: export.to_tflite(_m("student"), os.path.join(t, "m.tflite"), target="watch"),
     ),
-    Case(
+    (
         "export.to_tflite",
         "size_budget_bytes",
         "< 1",
-        lambda: export.to_tflite(_m("student"), "/tmp/m.tflite", size_budget_bytes=0),
-        E,
-        "0",
-        "positive integer",
+        lambda t: export.to_tflite(_m("student"), os.path.join(t, "m.tflite"), size_budget_bytes=0),
     ),
-    Case(
+    (
         "export.verify",
         "path",
         "missing file",
-        lambda: export.verify(_missing(), X, Y),
-        E,
-        "no_such_dir",
-        ".tflite file",
+        lambda t: export.verify(os.path.join(t, "m.tflite"), X, Y),
     ),
-    Case(
+    (
         "export.to_c_array",
         "path",
         "missing file",
-        lambda: export.to_c_array(_missing(), "/tmp"),
-        E,
-        "no_such_dir",
-        ".tflite file",
+        lambda t: export.to_c_array(os.path.join(t, "m.tflite"), t),
     ),
-    # Schemes
-    Case(
+    (
         "schemes.mutual_learning",
         "models",
         "fewer than two",
-        lambda: schemes.mutual_learning([_make()], _train()),
-        E,
-        "made",
-        "two or more",
+        lambda t: schemes.mutual_learning([_m("peer_a")], _TRAIN),
     ),
-    Case(
+    (
         "schemes.mutual_learning",
         "peer_target",
         "unknown value",
-        lambda: schemes.mutual_learning([_make(), _make()], _train(), peer_target="all"),
-        E,
-        "'all'",
-        "each",
+        lambda t: schemes.mutual_learning([_m(p) for p in _PEERS], _TRAIN, peer_target="all"),
     ),
-    Case(
+    (
         "schemes.mutual_learning",
         "alpha",
         "outside [0, 1]",
-        lambda: schemes.mutual_learning([_make(), _make()], _train(), alpha=2),
-        E,
-        "2",
-        "[0, 1]",
+        lambda t: schemes.mutual_learning([_m(p) for p in _PEERS], _TRAIN, alpha=2),
     ),
-    Case(
+    (
         "schemes.mutual_learning",
         "epochs",
         "< 1",
-        lambda: schemes.mutual_learning([_make(), _make()], _train(), epochs=0),
-        E,
-        "0",
-        ">= 1",
+        lambda t: schemes.mutual_learning([_m(p) for p in _PEERS], _TRAIN, epochs=0),
     ),
-    Case(
+    (
         "schemes.mutual_learning",
         "train",
         "empty arrays",
-        lambda: schemes.mutual_learning([_make(), _make()], (X[:0], Y[:0])),
-        E,
-        "train",
-        "non-zero",
+        lambda t: schemes.mutual_learning([_m(p) for p in _PEERS], (X[:0], Y[:0])),
     ),
-    Case(
+    (
         "schemes.born_again",
         "generations",
         "< 1",
-        lambda: schemes.born_again(_make, _m("teacher"), 0, _train()),
-        E,
-        "0",
-        ">= 1",
+        lambda t: schemes.born_again(_peer, _m("teacher"), 0, _TRAIN),
     ),
-    Case(
+    (
         "schemes.born_again",
         "make_model",
         "not callable",
-        lambda: schemes.born_again("net", _m("teacher"), 1, _train()),
-        E,
-        "'net'",
-        "callable",
+        lambda t: schemes.born_again("net", _m("teacher"), 1, _TRAIN),
     ),
-    Case(
+    (
         "schemes.teacher_assistant",
-        "teacher",
-        "the same object as student",
-        lambda: schemes.teacher_assistant(_m("student"), [_make()], _m("student"), _train()),
-        E,
         "student",
-        "different model",
+        "the same object as teacher",
+        lambda t: schemes.teacher_assistant(_m("student"), [_m("peer_a")], _m("student"), _TRAIN),
     ),
-    Case(
+    (
         "schemes.label_refinery",
         "max_rounds",
         "< 1",
-        lambda: schemes.label_refinery(_make, _train(), _train(), max_rounds=0),
-        E,
-        "0",
-        ">= 1",
+        lambda t: schemes.label_refinery(_peer, _TRAIN, _TRAIN, max_rounds=0),
     ),
-    Case(
+    (
         "schemes.fsp_two_stage",
         "flows",
         "not pairs of layer pairs",
-        lambda: schemes.fsp_two_stage(_m("teacher"), _m("student"), ["a"], _train()),
-        E,
-        "['a']",
-        "flows",
+        lambda t: schemes.fsp_two_stage(_m("teacher"), _m("student"), ["a"], _TRAIN),
     ),
-    Case(
+    (
         "schemes.self_compress",
         "compress_fn",
         "not callable",
-        lambda: schemes.self_compress(_m("student"), "prune", _train()),
-        E,
-        "'prune'",
-        "callable",
+        lambda t: schemes.self_compress(_m("student"), "prune", _TRAIN),
     ),
-    Case(
-        "schemes.ensemble",
-        "models",
-        "empty list",
-        lambda: schemes.ensemble([]),
-        E,
-        "[]",
-        "non-empty",
-    ),
+    ("schemes.ensemble", "models", "empty list", lambda t: schemes.ensemble([])),
 ]
+CASES = {(entry, arg, refused): call for entry, arg, refused, call in _CASE_LIST}
+
+# One table row: | `entry` | `arg` | refused | `Error` | `value` | "...allowed..." |
+_ROW = re.compile(
+    r"^\| `(?P<entry>[^`]+)` \| `(?P<arg>[^`]+)` \| (?P<refused>.+?) \| `(?P<error>\w+)` \| "
+    r'`(?P<value>[^`]+)` \| "\.\.\.(?P<allowed>.+)\.\.\." \|$'
+)
 
 
-def _cell(text):
-    return text.replace("|", "\\|")
-
-
-def table_markdown():
-    """The README "Bad input" table: one row per case (paths of this checkout as ``<checkout>``)."""
-    lines = [
-        "| Entry point | Argument | Refused | Raises | Message names the value "
-        "| and what is allowed |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for case in CASES:
-        lines.append(
-            f"| `{case.entry}` | `{case.arg}` | {_cell(case.refused)} | `{case.error.__name__}` | "
-            f'`{_cell(case.value).replace(ROOT, "<checkout>")}` | "...{_cell(case.allowed)}..." |'
-        )
-    return "\n".join(lines)
-
-
-def test_case_ids_are_unique():
-    ids = [case.id for case in CASES]
-    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
-
-
-@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
-def test_bad_input_is_refused_naming_argument_and_value(case):
-    with pytest.raises(case.error) as info:
-        case.call()
-    message = str(info.value)
-    assert case.arg in message, message
-    assert case.value in message, message
-    assert case.allowed in message, message
-
-
-def test_readme_lists_every_case():
+def _readme_table():
+    """The Bad input table as ({(entry, arg, refused): row}, [rows that do not parse])."""
     with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
         readme = f.read()
-    assert "## Bad input" in readme, "README.md has no '## Bad input' section"
-    section = readme.split("## Bad input", 1)[1].split("\n## ", 1)[0]
-    missing = [line for line in table_markdown().splitlines()[2:] if line not in section]
-    assert not missing, f"README.md's Bad input table lacks {len(missing)} rows, e.g. {missing[:3]}"
+    if "\n## Bad input\n" not in readme:
+        return {}, ["README.md has no '## Bad input' section"]
+    section = readme.split("\n## Bad input\n", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("|")][2:]  # no header
+    rows, bad = {}, []
+    for line in lines:
+        match = _ROW.match(line)
+        if not match:
+            bad.append(f"does not parse: {line}")
+            continue
+        row = {name: text.replace("\\|", "|") for name, text in match.groupdict().items()}
+        key = (row["entry"], row["arg"], row["refused"])
+        if key in rows:
+            bad.append(f"listed twice: {line}")
+        rows[key] = row
+    return rows, bad
 
 
-if __name__ == "__main__":
-    print(table_markdown())
+ROWS, BAD_ROWS = _readme_table()
+KEYS = list(ROWS) + [key for key in CASES if key not in ROWS]
+
+
+def _id(key):
+    return re.sub(r"[^a-z0-9]+", "-", " ".join(key).lower()).strip("-")
+
+
+def test_readme_table_parses_and_each_case_is_listed_once():
+    assert len(ROWS) >= 100 and not BAD_ROWS, BAD_ROWS
+    assert len(CASES) == len(_CASE_LIST), "two cases share (entry point, argument, refused)"
+
+
+@pytest.mark.parametrize("key", KEYS, ids=[_id(key) for key in KEYS])
+def test_bad_input_is_refused_as_the_readme_row_says(key, tmp_path, monkeypatch):
+    assert key in CASES, f"README.md's Bad input row {key} has no case in CASES"
+    assert key in ROWS, f"the case {key} has no row in README.md's Bad input table"
+    row = ROWS[key]
+    expected_error = getattr(builtins, row["error"])
+    before = _weights()
+    monkeypatch.chdir(tmp_path)
+
+    with pytest.raises(Exception) as info:
+        CASES[key](str(tmp_path))
+
+    message = str(info.value)
+    assert isinstance(info.value, expected_error), f"{type(info.value).__name__}: {message}"
+    received = "received: {arg}={value}".format(
+        arg=row["arg"], value=row["value"].replace(TMP, str(tmp_path))
+    )
+    match = re.search(re.escape(received) + r"(?=$|[\s,;)])", message)
+    assert match, f"no {received!r} in: {message}"
+    assert row["allowed"] in message[: match.start()], message
+    after = _weights()
+    for name, weights in before.items():
+        assert len(after[name]) == len(weights), f"model {name!r} changed"
+        assert all(map(np.array_equal, after[name], weights)), f"model {name!r} changed"
+    assert not os.listdir(tmp_path), f"files written: {os.listdir(tmp_path)}"

@@ -56,7 +56,9 @@ _LOG_LINE = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d\d|WARNING: All log messages 
 @pytest.fixture(scope="module")
 def bad_flag_runs():
     """{script: (returncode, stderr)}, the scripts run a few at a time (TF import dominates)."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ROOT}
+    # Fashion-MNIST pointed at a missing directory: importing and parsing must not need it.
+    missing = os.path.join(ROOT, "no_such_fashion_mnist_dir")
+    env = {**os.environ, "KERAS_KD_FASHION_MNIST": missing, "PYTHONPATH": ROOT}
     results, waiting, running = {}, list(SCRIPTS), {}
     while waiting or running:
         while waiting and len(running) < PARALLEL:
@@ -142,7 +144,8 @@ INVALID = [
     ("--teacher_width=0", "teacher_width"),
     ("--verbose=3", "verbose"),
     ("--dataset=cifar", "dataset"),
-    ("--dataset=idx:/no/such/dir", "dataset"),
+    ("--dataset=idx:", "dataset"),
+    ("--dataset=fashion-mnist", "dataset"),
     ("--model=/no/such/model.keras", "model"),
     ("--output_dir=", "output_dir"),
     ("--output_dir=" + os.path.abspath(__file__), "output_dir"),
@@ -167,6 +170,14 @@ INVALID = [
     ("--fine_tune_epochs=0", "fine_tune_epochs"),
     ("--finetune_epochs=0", "finetune_epochs"),
 ]
+
+
+@pytest.mark.parametrize("name", ["fashion_mnist", "idx:/no/such/dir", "tfds:mnist"])
+def test_dataset_flag_checks_only_the_form_of_the_name(script_modules, name):
+    # Files are looked for when the dataset is loaded, never when a flag is set or parsed.
+    with flagsaver.flagsaver():
+        _set("dataset", name)
+        assert flags.FLAGS.dataset == name
 
 
 def _set(name, text):

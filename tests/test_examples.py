@@ -1,7 +1,10 @@
 """The example scripts: their run() functions and their command lines."""
 
+import glob
+import importlib
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -100,13 +103,92 @@ def test_mnist1d_transfer_set_is_new_inputs_of_the_right_size():
     assert not any(np.allclose(extra[0], row) for row in x[:1000])
 
 
-def test_every_example_imports_into_one_process():
-    """Shared flags are declared once (examples/common_flags.py), so no DuplicateFlagError."""
-    import importlib
+def test_every_example_imports_and_parses_its_flags_without_fashion_mnist(tmp_path, monkeypatch):
+    """Shared flags are declared once (examples/common_flags.py), so no DuplicateFlagError; and no
+    script reads the dataset's directory when it is imported or its flags are parsed."""
+    from absl import flags
+    from absl.testing import flagsaver
 
-    names = sorted(f[:-3] for f in os.listdir(os.path.join(ROOT, "examples")) if f.endswith(".py"))
-    for name in names:
-        importlib.import_module(f"examples.{name}")
+    import keras_kd as kd
+
+    missing = tmp_path / "no_fashion_mnist"
+    monkeypatch.setenv("KERAS_KD_FASHION_MNIST", str(missing))
+    paths = sorted(glob.glob(os.path.join(ROOT, "examples", "*.py")))
+    assert len(paths) > 10
+    for path in paths:
+        name = os.path.splitext(os.path.basename(path))[0]
+        importlib.import_module("examples" if name == "__init__" else f"examples.{name}")
+    for path in paths:
+        name = os.path.splitext(os.path.basename(path))[0]
+        with flagsaver.flagsaver():
+            flags.FLAGS.unparse_flags()
+            flags.FLAGS([path])
+            assert kd.data.is_valid_name(flags.FLAGS.dataset), (name, flags.FLAGS.dataset)
+        with open(path, encoding="utf-8") as f:
+            assert "idx:/usr/share" not in f.read(), f"{name} names the machine's dataset path"
+    assert not missing.exists()
+
+
+_LOG_LINE = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d+\.\d+ |WARNING: All log messages before absl)")
+
+
+def _default_env():
+    """This environment without a log level of its own: the scripts' defaults apply."""
+    return {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+
+
+def test_a_benchmark_without_fashion_mnist_exits_2_with_one_line(tmp_path):
+    missing, output_dir = tmp_path / "no_fashion_mnist", tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "examples.benchmark", "--seeds=1", f"--output_dir={output_dir}"],
+        cwd=ROOT,
+        env={**_default_env(), "KERAS_KD_FASHION_MNIST": str(missing)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, lines  # and no log line: the default verbosity is quiet
+    assert lines[0].startswith("benchmark.py: ")
+    for part in (
+        repr(str(missing)),
+        "KERAS_KD_FASHION_MNIST",
+        "apt-get install dataset-fashion-mnist",
+    ):
+        assert part in lines[0], lines[0]
+    assert not output_dir.exists()  # it failed before training or writing anything
+
+
+def test_an_example_runs_as_a_file_quietly_with_the_same_flags(tmp_path):
+    """``python examples/distill.py`` (no package on the path) works like ``python -m``, and at the
+    default --verbose=0 prints a short account: no TensorFlow or absl log lines."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            os.path.join("examples", "distill.py"),
+            "--epochs=1",
+            "--teacher_epochs=1",
+            f"--output_dir={tmp_path}",
+        ],
+        cwd=ROOT,
+        env={k: v for k, v in _default_env().items() if k != "PYTHONPATH"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["student_path"].startswith(str(tmp_path))
+    assert len(done.stdout.splitlines()) + len(done.stderr.splitlines()) < 60
+    assert not any(_LOG_LINE.match(line) for line in done.stderr.splitlines()), done.stderr
+
+
+def test_an_example_runs_as_a_module_with_the_same_flags():
+    done = _run_script("examples.distill", "--help")
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert "--method" in done.stdout and "--scheme" in done.stdout  # absl's --help exits 1
 
 
 @pytest.mark.parametrize(

@@ -4,14 +4,19 @@ import copy
 import glob
 import json
 import os
+import re
 import shutil
+import subprocess
+import sys
 import time
 
 import pytest
 from absl import flags
+from absl.testing import flagsaver
 
 from examples import pipeline
-from examples.pipeline_stages import StageRunner
+from examples.pipeline_report import report_stage
+from examples.pipeline_stages import StageRunner, save_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(
@@ -72,6 +77,12 @@ def test_pipeline_writes_every_artifact_and_chooses_inside_the_budget(first_run)
     assert chosen["bytes"] <= TINY["max_bytes"] and result["fits_budget"]
     assert chosen["accuracy"] == max(r["accuracy"] for r in rows.values())
     assert rows["kd+prune"]["sparsity"] > 0.3 and rows["kd"]["sparsity"] < 0.1
+    references = {r["name"]: r for r in content["references"]}
+    assert 0 < rows["kd"]["macs"] == rows["kd+prune"]["macs"] < references["teacher"]["macs"]
+    assert all(0 <= r["keras_accuracy"] <= 1 for r in [*rows.values(), *references.values()])
+    assert result["summary"].startswith(f"Chosen {result['chosen']} (LiteRT accuracy")
+    assert "vs the scratch student" in result["summary"] and "vs the teacher" in result["summary"]
+    assert result["table"][0].split()[:3] == ["candidate", "accuracy", "Keras"]
     assert f"Chosen candidate: **{result['chosen']}**" in (run / "report.md").read_text()
     html = (run / "report.html").read_text()
     assert '<tr class="chosen"><td>' + result["chosen"] in html
@@ -135,6 +146,62 @@ def test_stage_runner_reruns_a_stage_whose_artifact_changed_or_whose_build_crash
     assert [status for _, status, _ in runner.log] == ["ran", "skipped", "ran"]
 
 
+def test_stage_runner_announces_one_line_per_stage_with_its_seconds_and_key_figure(tmp_path):
+    lines = []
+    runner = StageRunner(str(tmp_path), announce=lines.append)
+
+    def build():
+        with open(runner.path("a.txt"), "w") as f:
+            f.write("a")
+        return {"accuracy": 0.98}
+
+    for _ in range(2):
+        runner.run("distill/kd", {"k": 1}, ["a.txt"], build, lambda i: f"acc {i['accuracy']}")
+    assert re.fullmatch(r"\[ 1\] distill/kd +\d+\.\d s  acc 0.98", lines[0]), lines[0]
+    assert re.fullmatch(r"\[ 2\] distill/kd +skipped  acc 0.98", lines[1]), lines[1]
+    assert len(lines) == 2
+
+
+def _row(name, accuracy, agreement=1.0, **extra):
+    row = {"name": name, "accuracy": accuracy, "keras_accuracy": accuracy, "agreement": agreement}
+    row.update(bytes=10_000, gzip_bytes=7_000, latency_ms=0.002, parameters=5_130, macs=83_264)
+    return {**row, "sparsity": 0.0, "tflite": f"tflite/{name}.tflite", **extra}
+
+
+def test_report_keeps_a_teacher_whose_export_failed_and_never_chooses_a_broken_export(tmp_path):
+    runner = StageRunner(str(tmp_path), announce=lambda line: None)
+    failed = {key: None for key in ("accuracy", "agreement", "bytes", "gzip_bytes", "latency_ms")}
+    rows = {
+        "teacher": {**_row("teacher", 0.98, parameters=878_730, macs=9_000_000), **failed},
+        "scratch": _row("scratch", 0.96),
+        "kd": _row("kd", 0.97),
+        "kd+prune+qat": _row("kd+prune+qat", 0.99, agreement=0.558),
+    }
+    rows["teacher"].update(keras_accuracy=0.98, error="file over the size budget")
+    for name in ("scratch", "kd", "kd+prune+qat"):
+        save_json({"loss": [1.0, 0.5]}, runner.path(f"histories/{name}.json"))
+    budget = {"max_bytes": 0, "max_latency_ms": 0.0, "min_accuracy": 0.0}
+    result = report_stage(
+        runner, rows, ["kd"], ["kd+prune+qat"], "watch", "digits", budget, 0.99, None, []
+    )
+    assert result["chosen"] == "kd"  # kd+prune+qat is more accurate but disagrees with Keras
+    content = json.loads((tmp_path / "report.json").read_text())
+    teacher = next(r for r in content["references"] if r["name"] == "teacher")
+    assert teacher["keras_accuracy"] == 0.98 and teacher["macs"] == 9_000_000
+    assert content["rejected"]["kd+prune+qat"] == [
+        "agreement 0.5580 < min_agreement 0.99: broken export"
+    ]
+    assert "kd+prune+qat" not in content["front"]
+    markdown = (tmp_path / "report.md").read_text()
+    assert "BROKEN: agreement 0.5580 < min_agreement 0.99" in markdown
+    assert "| teacher | - | 0.9800 |" in markdown and "export failed: file over" in markdown
+    assert result["summary"] == (
+        "Chosen kd (LiteRT accuracy 0.9700, 10,000 bytes, 83,264 MACs): +1.0 pt vs the scratch "
+        "student (0.9600, 10,000 bytes: equal, 83,264 MACs: equal); -1.0 pt vs the teacher "
+        "(Keras 0.9800, 878,730 parameters: 171.3x smaller, 9,000,000 MACs: 108.1x fewer)."
+    )
+
+
 def _parsed(argv):
     values = copy.deepcopy(flags.FLAGS)
     values.unparse_flags()
@@ -167,3 +234,70 @@ def test_checked_in_configs_parse_into_valid_flags(config):
 def test_bad_flags_are_rejected(flag):
     with pytest.raises(flags.Error):
         _parsed([flag])
+
+
+def _command_line(settings):
+    """The flags of ``python -m examples.pipeline`` for keyword arguments of ``pipeline.run``.
+
+    A ``run`` argument is the flag of its name, or of ``pipeline_`` + its name
+    (``compression`` is ``--pipeline_compression``); lists are joined by commas.
+    """
+    argv = []
+    for name, value in settings.items():
+        flag = name if name in flags.FLAGS else f"pipeline_{name}"
+        assert flag in flags.FLAGS, f"run() argument {name} has no flag"
+        if isinstance(value, (list, tuple)):
+            value = ",".join(value)
+        argv.append(f"--{flag}={value}")
+    return argv
+
+
+def test_no_candidate_inside_the_budget_exits_with_status_3(first_run, tmp_path):
+    output, _, _ = first_run
+    shutil.copytree(output / "run", tmp_path / "run")
+    argv = _command_line({**TINY, "max_bytes": 1_000, "output_dir": str(tmp_path / "run")})
+    done = subprocess.run(
+        [sys.executable, "-m", "examples.pipeline", *argv],
+        cwd=ROOT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == pipeline.NO_FIT_STATUS == 3, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["chosen"] is None and not result["fits_budget"]
+    # The command line gives the settings of run(**TINY): only the report depends on max_bytes.
+    assert {s for s, status in result["stages"].items() if status == "ran"} == {"report"}
+
+
+def test_pipeline_force_flag_is_passed_to_run_as_force(first_run, tmp_path, monkeypatch):
+    output, _, _ = first_run
+    shutil.copytree(output / "run", tmp_path / "run")
+    asked = {}
+    real_run = pipeline.run
+
+    def recording_run(**kwargs):  # main's arguments, then a cheap real run (only the report)
+        asked.update(kwargs)
+        return real_run(**{**TINY, "max_bytes": 1_000, "output_dir": str(tmp_path / "run")})
+
+    monkeypatch.setattr(pipeline, "run", recording_run)
+    monkeypatch.setitem(vars(flags.FLAGS), "__flags_parsed", True)
+    with flagsaver.flagsaver(pipeline_force=True):
+        assert pipeline.main(["pipeline"]) == pipeline.NO_FIT_STATUS
+    assert asked["force"] is True
+
+
+def test_forced_stage_runner_reruns_an_up_to_date_stage(tmp_path):
+    calls = []
+
+    def build():
+        calls.append(len(calls))
+        with open(os.path.join(tmp_path, "a.txt"), "w") as f:
+            f.write("a")
+        return {"n": len(calls)}
+
+    for force in (False, False, True):
+        runner = StageRunner(str(tmp_path), force=force, announce=lambda line: None)
+        runner.run("s", {"k": 1}, ["a.txt"], build)
+    assert calls == [0, 1] and runner.manifest("s")["info"] == {"n": 2}

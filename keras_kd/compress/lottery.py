@@ -81,12 +81,7 @@ def prune_iteratively(model, train_fn, fraction_per_round=0.1, rounds=5, layers=
         >>> sparse = prune_iteratively(student, train_fn, fraction_per_round=0.2, rounds=4)
     """
     _check_common(model, train_fn, rounds, "prune_iteratively")
-    fraction = _common.check_fraction("fraction_per_round", fraction_per_round)
-    if fraction == 0:
-        raise ValueError(
-            "fraction_per_round must be in (0, 1), received: "
-            f"fraction_per_round={fraction_per_round}"
-        )
+    fraction = _check_open_fraction("fraction_per_round", fraction_per_round)
     names = _common.check_layer_names(model, layers, "prune_iteratively")
     pruning.check_prunable(model, names)
     current = _common.copy_model(model)
@@ -151,22 +146,12 @@ def lottery_ticket(
         >>> ticket = lottery_ticket(student, initial, train_fn, target_sparsity=0.8, rounds=3)
     """
     _check_common(model, train_fn, rounds, "lottery_ticket")
-    target = _common.check_fraction("target_sparsity", target_sparsity)
-    if target == 0:
-        raise ValueError(
-            f"target_sparsity must be in (0, 1), received: target_sparsity={target_sparsity}"
-        )
+    target = _check_open_fraction("target_sparsity", target_sparsity)
     if rewind_to not in _REWIND:
         raise ValueError(
             f"rewind_to must be one of {list(_REWIND)}, received: rewind_to={rewind_to!r}"
         )
-    expected = [w.shape for w in model.get_weights()]
-    received = [np.shape(w) for w in initial_weights] if initial_weights is not None else None
-    if received != expected:
-        raise ValueError(
-            f"initial_weights must be model.get_weights() of {model.name!r} ({len(expected)} "
-            f"arrays of shapes {expected}), received: initial_weights with shapes {received}"
-        )
+    _check_initial_weights(model, initial_weights)
     names = _common.check_layer_names(model, layers, "lottery_ticket")
     pruning.check_prunable(model, names)
     current = _common.copy_model(model)
@@ -191,6 +176,30 @@ def _check_common(model, train_fn, rounds, fn):
             f"train_fn must be a callable train_fn(model) -> None, received: train_fn={train_fn!r}"
         )
     _common.check_positive_int("rounds", rounds)
+
+
+def _check_open_fraction(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ValueError(f"{name} must be a number in (0, 1), received: {name}={value!r}")
+    return float(value)
+
+
+def _check_initial_weights(model, initial_weights):
+    """``initial_weights`` must be a list of arrays, one per array of ``model.get_weights()``."""
+    expected = [tuple(w.shape) for w in model.get_weights()]
+    try:
+        received = [tuple(np.shape(w)) for w in initial_weights]
+    except (TypeError, ValueError):  # not iterable, or an entry that is not an array
+        received = None
+    if received != expected:
+        value = repr(initial_weights)
+        value = value if len(value) <= 80 else value[:77] + "..."
+        if received is not None:
+            value = f"<{len(received)} arrays of shapes {received}>"
+        raise ValueError(
+            f"initial_weights must be model.get_weights() of {model.name!r} ({len(expected)} "
+            f"arrays of shapes {expected}), received: initial_weights={value}"
+        )
 
 
 def _wrap(model, names, level):

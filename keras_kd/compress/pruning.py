@@ -1,5 +1,7 @@
 """Magnitude pruning on tensorflow-model-optimization, and measuring the sparsity it reaches."""
 
+import warnings
+
 import numpy as np
 import tensorflow_model_optimization as tfmot  # noqa: E402  (after _compat: tfmot needs tf_keras)
 
@@ -8,6 +10,9 @@ from keras_kd.compress import _common
 
 _SCHEDULES = ("polynomial", "constant")
 _KERNEL_NAMES = ("kernel", "depthwise_kernel", "pointwise_kernel")
+# Kernels that int8 export quantizes per output channel (the last axis; not transposed ones).
+_CONV_TYPES = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
+_TRANSPOSED = tuple(getattr(keras.layers, f"Conv{d}DTranspose") for d in (1, 2, 3))
 
 
 def prune(
@@ -31,8 +36,10 @@ def prune(
     some accelerators run faster.
 
     Training needs the ``UpdatePruningStep`` callback: ``keras_kd.Distiller.fit`` adds it by itself;
-    with ``keras.Model.fit`` pass ``callbacks=keras_kd.compress.training_callbacks(model)``. Call
-    ``keras_kd.compress.strip`` after training to get a plain model for export.
+    with ``keras.Model.fit`` pass ``callbacks=keras_kd.compress.training_callbacks(model)``. Those
+    callbacks also hold a ``ScheduleCheck``, which warns when ``fit`` will end before the schedule
+    reaches ``target_sparsity`` (e.g. ``frequency=100`` and 90 training steps: no pruning at all).
+    Call ``keras_kd.compress.strip`` after training to get a plain model for export.
 
     Paper: Zhu & Gupta (2017), "To prune, or not to prune: exploring the efficacy of pruning for
     model compression"; Han, Pool, Tran & Dally (2015), "Learning both Weights and Connections for
@@ -106,6 +113,13 @@ def make_schedule(target_sparsity, schedule, begin_step, end_step, frequency):
         end_step = -1 if end_step is None else end_step
         if end_step != -1:
             _common.check_positive_int("end_step", end_step, minimum=begin_step + 1)
+            first = _first_update(begin_step, frequency)
+            if first > end_step:
+                raise ValueError(
+                    f"end_step must be >= {first}, the first pruning update (begin_step="
+                    f"{begin_step}, frequency={frequency}; steps count from 1), or nothing is "
+                    f"ever pruned, received: end_step={end_step}"
+                )
         return tfmot.sparsity.keras.ConstantSparsity(
             target_sparsity, begin_step, end_step, frequency
         )
@@ -124,6 +138,115 @@ def make_schedule(target_sparsity, schedule, begin_step, end_step, frequency):
     return tfmot.sparsity.keras.PolynomialDecay(
         0.0, target_sparsity, begin_step, end_step, frequency=frequency
     )
+
+
+def _first_update(begin_step, frequency):
+    """The first step >= 1 at which tfmot updates the masks: ``(s - begin_step) % frequency == 0``."""
+    start = max(begin_step, 1)
+    return begin_step + -(-(start - begin_step) // frequency) * frequency
+
+
+def target_step(wrapper):
+    """The training step at which a pruning wrapper's mask first holds its final sparsity.
+
+    Args:
+        wrapper: A tfmot ``PruneLowMagnitude`` layer.
+
+    Returns:
+        The step (steps count from 1, see ``prune``), or ``None`` for a schedule class other than
+        tfmot's ``ConstantSparsity`` and ``PolynomialDecay``.
+    """
+    if wrapper.sparsity_m_by_n is not None:
+        return 1  # tfmot sets m-by-n masks at step 1 only
+    schedule = wrapper.pruning_schedule
+    config = schedule.get_config()["config"]
+    begin, end, frequency = config["begin_step"], config["end_step"], config["frequency"]
+    if isinstance(schedule, tfmot.sparsity.keras.ConstantSparsity):
+        return _first_update(begin, frequency)
+    if isinstance(schedule, tfmot.sparsity.keras.PolynomialDecay):
+        return end
+    return None
+
+
+def schedule_problems(model, planned_steps):
+    """Describes each pruning schedule of ``model`` that ``planned_steps`` more steps cannot finish.
+
+    A wrapper's schedule is finished when its step counter (kept across ``fit`` calls) has passed
+    ``target_step``; otherwise ``planned_steps`` more training steps must reach it.
+
+    Args:
+        model: A Keras model (or a ``keras_kd.Distiller``) holding ``PruneLowMagnitude`` wrappers.
+        planned_steps: Training steps about to run, an int >= 0.
+
+    Returns:
+        A list of messages, one per distinct schedule that ends too late (empty when all fit).
+
+    Example:
+        >>> pruned = prune(student, 0.5, schedule="constant")  # frequency=100: step 100
+        >>> len(schedule_problems(pruned, 90)), len(schedule_problems(pruned, 100))
+        (1, 0)
+    """
+    late = {}
+    for layer in model.submodules:
+        if not isinstance(layer, _common.PruneLowMagnitude):
+            continue
+        needed = target_step(layer)
+        done = max(int(keras.backend.get_value(layer.pruning_step)), 0)
+        if needed is not None and done < needed and done + planned_steps < needed:
+            config = layer.pruning_schedule.get_config()["config"]
+            key = (type(layer.pruning_schedule).__name__, needed, done, str(config))
+            late.setdefault(key, (config, layer.sparsity_m_by_n, []))[2].append(layer.layer.name)
+    messages = []
+    for (kind, needed, done, _), (config, m_by_n, names) in late.items():
+        runs = f"the {planned_steps} steps this fit runs (to step {done + planned_steps})"
+        where = f"layer(s) {names}"
+        if m_by_n is not None:
+            messages.append(
+                f"m_by_n pruning sets its masks at step 1 only, which {runs} do not include, so "
+                f"{where} stay unpruned, received: m_by_n={m_by_n}"
+            )
+        elif kind == "PolynomialDecay":
+            messages.append(
+                f"end_step must be <= {done + planned_steps}, the last of {runs}, or {where} "
+                f"never reach target_sparsity={config['final_sparsity']}, received: "
+                f"end_step={needed}"
+            )
+        else:
+            arg = "begin_step" if config["begin_step"] > done + planned_steps else "frequency"
+            messages.append(
+                f"{arg} must let the first mask update (step {needed}) fall within {runs}, or "
+                f"{where} stay unpruned at 0 instead of target_sparsity="
+                f"{config['target_sparsity']}, received: {arg}={config[arg]}"
+            )
+    return messages
+
+
+class ScheduleCheck(keras.callbacks.Callback):
+    """Warns when ``fit`` will stop before a pruning schedule reaches its target sparsity.
+
+    At the first epoch of each ``fit`` it computes the steps that ``fit`` will run
+    (``params["steps"]`` per epoch times the epochs left) and warns (``UserWarning``) with each
+    message of ``schedule_problems``, naming the schedule's step and the last step ``fit`` runs.
+    When the steps per epoch are unknown (a dataset of unknown length without
+    ``steps_per_epoch``) it says nothing. ``keras_kd.compress.training_callbacks`` returns one for
+    every pruned model, so ``keras_kd.Distiller.fit`` adds it by itself.
+
+    Example:
+        >>> model.fit(x, y, epochs=2, callbacks=[UpdatePruningStep(), ScheduleCheck()])
+    """
+
+    def on_train_begin(self, logs=None):
+        self._checked = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if getattr(self, "_checked", False):
+            return
+        self._checked = True
+        steps, epochs = self.params.get("steps"), self.params.get("epochs")
+        if not steps or not epochs:
+            return
+        for message in schedule_problems(self.model, int(steps) * max(int(epochs) - epoch, 0)):
+            warnings.warn(message, UserWarning, stacklevel=2)
 
 
 def check_prunable(model, names, m_by_n=None):
@@ -161,6 +284,62 @@ def check_prunable(model, names, m_by_n=None):
                 f"m_by_n sparsity works on Dense and Conv2D kernels only, not on "
                 f"{', '.join(_common.layer_kind(layer) for layer in wrong)}; pass layers={fitting}"
             )
+
+
+def fill_empty_channels(model, fraction=1e-3):
+    """Returns a copy of ``model`` in which no convolution output channel is entirely zero.
+
+    Magnitude pruning at high sparsity can zero every weight of an output channel (likely in a
+    first layer of 9 weights per channel). Such a channel still outputs ``activation(bias)``, but
+    int8 export quantizes convolution kernels per output channel: an all-zero channel gets the
+    range [0, 0] and a zero weight scale, and TFLite stores the channel's bias as an int32 with
+    scale ``input_scale * weight_scale`` = 0, which saturates at 2**31 - 1. The exported model
+    then computes garbage for that channel and disagrees with its Keras model. Post-training
+    quantization works around it, but pruning-preserving QAT
+    (``keras_kd.compress.quantize(preserve="sparsity")``) keeps the zeros and trains the range
+    [0, 0], so call this on the stripped pruned model before it.
+
+    Each all-zero output channel of a ``Conv1D``/``Conv2D``/``Conv3D`` kernel (and each channel of
+    a ``DepthwiseConv2D`` kernel) gets one weight, its first, set to ``fraction`` times the
+    largest magnitude in the layer's kernel: a change far below one int8 step of that kernel,
+    which gives the channel a range the int32 bias fits in, and removes one zero per channel.
+
+    Args:
+        model: A built Sequential or functional Keras model without tfmot wrappers (strip it
+            first). It is not changed.
+        fraction: The filled weight relative to the layer's largest weight magnitude, in (0, 1).
+
+    Returns:
+        A new model; the same weights where no channel was empty.
+
+    Raises:
+        ValueError: If ``fraction`` is out of range or the model is not a built Sequential or
+            functional model.
+        TypeError: If ``model`` is not a Keras model.
+
+    Example:
+        >>> pruned = keras_kd.compress.strip(pruned_and_trained)
+        >>> qat = keras_kd.compress.quantize(fill_empty_channels(pruned), preserve="sparsity")
+    """
+    _common.check_model(model, "fill_empty_channels")
+    fraction = _common.check_fraction("fraction", fraction)
+    if fraction == 0:
+        raise ValueError(f"fraction must be a number in (0, 1), received: fraction={fraction!r}")
+    copy = _common.copy_model(model)
+    for layer in _leaf_layers(copy):
+        depthwise = isinstance(layer, keras.layers.DepthwiseConv2D)
+        kernel = layer.depthwise_kernel if depthwise else getattr(layer, "kernel", None)
+        conv = isinstance(layer, _CONV_TYPES) and not isinstance(layer, _TRANSPOSED)
+        if kernel is None or not (depthwise or conv):
+            continue
+        values = kernel.numpy()
+        flat = values.reshape(-1, values.shape[-1] * (values.shape[-2] if depthwise else 1))
+        empty = ~flat.any(axis=0)
+        if empty.any():
+            largest = float(np.abs(flat).max())
+            flat[0, empty] = fraction * (largest if largest > 0 else 1.0)
+            kernel.assign(flat.reshape(values.shape))
+    return copy
 
 
 def sparsity(model):

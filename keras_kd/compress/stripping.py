@@ -3,15 +3,17 @@
 import tensorflow_model_optimization as tfmot  # noqa: E402  (after _compat: tfmot needs tf_keras)
 
 import keras_kd._compat  # noqa: F401  (sets up tf_keras before tfmot)
-from keras_kd.compress import _common
+from keras_kd.compress import _common, pruning
 
 
 def training_callbacks(model, log_dir=None):
     """Returns the Keras callbacks that training ``model`` needs because of its tfmot wrappers.
 
     A model with pruning wrappers (from ``keras_kd.compress.prune``) needs
-    ``tfmot.sparsity.keras.UpdatePruningStep`` to advance the pruning schedule and apply the masks;
-    with ``log_dir`` it also gets ``PruningSummaries`` (sparsity per layer for TensorBoard).
+    ``tfmot.sparsity.keras.UpdatePruningStep`` to advance the pruning schedule and apply the masks,
+    and gets ``keras_kd.compress.pruning.ScheduleCheck`` (a warning when ``fit`` ends before the
+    schedule reaches its target sparsity); with ``log_dir`` it also gets ``PruningSummaries``
+    (sparsity per layer for TensorBoard).
     ``keras_kd.Distiller.fit`` calls this on its student and adds what is missing, so only callers
     of plain ``keras.Model.fit`` need it. ``PruningSummaries`` needs the ``tensorboard`` package.
 
@@ -30,7 +32,7 @@ def training_callbacks(model, log_dir=None):
     """
     if not _common.has_wrapper(model, _common.PruneLowMagnitude):
         return []
-    callbacks = [tfmot.sparsity.keras.UpdatePruningStep()]
+    callbacks = [tfmot.sparsity.keras.UpdatePruningStep(), pruning.ScheduleCheck()]
     if log_dir is not None:
         callbacks.append(tfmot.sparsity.keras.PruningSummaries(log_dir=str(log_dir)))
     return callbacks

@@ -1,6 +1,13 @@
-"""Data: the embedded digits, generated MNIST-1D, IDX files and tfds; transfer sets and batch mixing."""
+"""Data: embedded digits, generated MNIST-1D, Fashion-MNIST and IDX files, tfds; transfer sets, mixing."""
 
-from keras_kd.data.loaders import NAMES, is_valid_name, load, load_mnist1d
+from keras_kd.data.loaders import (
+    NAMES,
+    DatasetNotFoundError,
+    fashion_mnist_dir,
+    is_valid_name,
+    load,
+    load_mnist1d,
+)
 from keras_kd.data.mixing import CutMix, MixUp, mix
 from keras_kd.data.transfer import UNLABELED, label_with_teacher, with_unlabeled
 
@@ -8,7 +15,9 @@ __all__ = [
     "NAMES",
     "UNLABELED",
     "CutMix",
+    "DatasetNotFoundError",
     "MixUp",
+    "fashion_mnist_dir",
     "is_valid_name",
     "label_with_teacher",
     "load",

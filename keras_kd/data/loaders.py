@@ -1,7 +1,8 @@
 """Dataset loaders that return numpy arrays: ``((x_train, y_train), (x_test, y_test))``.
 
 Images come as float32 in [0, 1] with a channel axis ``(N, H, W, C)``, 1-D signals as ``(N, L, 1)``,
-labels as int64 class ids.
+labels as int64 class ids. Nothing here reads the file system or the environment until ``load`` is
+called.
 """
 
 import gzip
@@ -16,7 +17,25 @@ _IDX_FILES = {
     "y_test": "t10k-labels-idx1-ubyte",
 }
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-NAMES = ("digits", "mnist1d", "idx:<dir>", "tfds:<name>")
+NAMES = ("digits", "mnist1d", "fashion_mnist", "idx:<dir>", "tfds:<name>")
+FASHION_MNIST_ENV = "KERAS_KD_FASHION_MNIST"
+FASHION_MNIST_DEFAULT_DIR = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST_PACKAGE = "dataset-fashion-mnist"
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset's files are not where ``load`` looked; the message says where and how to get them.
+
+    A ``FileNotFoundError``, so existing handlers keep working; the example scripts catch this
+    class alone and turn it into one line on stderr and exit status 2.
+
+    Example:
+        >>> try:
+        ...     load("idx:/no/such/dir")
+        ... except DatasetNotFoundError as error:
+        ...     print(type(error).__name__)
+        DatasetNotFoundError
+    """
 
 
 def load(name, data_dir=None):
@@ -26,9 +45,12 @@ def load(name, data_dir=None):
         name: ``"digits"`` (scikit-learn's bundled 8x8 digits, 1437 train / 360 test, fixed stratified
             split; the embedded default), ``"mnist1d"`` (generated locally by the ``mnist1d`` package,
             its default 4000 / 1000 split; Greydanus 2020, "Scaling down Deep Learning"),
-            ``"idx:<dir>"`` (MNIST-format IDX files in ``<dir>``, gzipped or not, e.g.
-            ``idx:/usr/share/datasets/fashion-mnist``), or ``"tfds:<name>"`` (a tensorflow-datasets
-            dataset with ``train`` and ``test`` splits).
+            ``"fashion_mnist"`` (Fashion-MNIST's IDX files, 60000 / 10000, from the directory named
+            by the environment variable ``KERAS_KD_FASHION_MNIST``, read when ``load`` is called;
+            default ``/usr/share/datasets/fashion-mnist``, where Debian's
+            ``apt-get install dataset-fashion-mnist`` puts them), ``"idx:<dir>"`` (MNIST-format IDX
+            files in ``<dir>``, gzipped or not), or ``"tfds:<name>"`` (a tensorflow-datasets dataset
+            with ``train`` and ``test`` splits).
         data_dir: For ``tfds:`` only, where tensorflow-datasets keeps its data.
 
     Returns:
@@ -36,7 +58,8 @@ def load(name, data_dir=None):
 
     Raises:
         ValueError: If ``name`` is unknown or ``data_dir`` is given for a dataset that does not use it.
-        FileNotFoundError: If IDX files are missing, naming the files looked for.
+        DatasetNotFoundError: A ``FileNotFoundError``: if IDX files are missing (``fashion_mnist``
+            or ``idx:``), naming the directory and files looked for and how to install them.
 
     Example:
         >>> (x_train, y_train), (x_test, y_test) = load("digits")
@@ -45,7 +68,7 @@ def load(name, data_dir=None):
     """
     if data_dir is not None and not (isinstance(name, str) and name.startswith("tfds:")):
         raise ValueError(
-            f"data_dir is only used by tfds: datasets, received: name={name!r}, data_dir={data_dir!r}"
+            f"data_dir is only used by tfds: datasets, received: data_dir={data_dir!r}, name={name!r}"
         )
     if not is_valid_name(name):
         raise ValueError(
@@ -55,6 +78,8 @@ def load(name, data_dir=None):
         return _load_digits()
     if name == "mnist1d":
         return load_mnist1d()
+    if name == "fashion_mnist":
+        return _load_fashion_mnist()
     if name.startswith("idx:"):
         return _load_idx(name[len("idx:") :])
     return _load_tfds(name[len("tfds:") :], data_dir)
@@ -67,7 +92,8 @@ def is_valid_name(name):
         name: A dataset name such as ``"digits"`` or ``"idx:/path"``.
 
     Returns:
-        ``True`` for ``digits``, ``mnist1d``, ``idx:<dir>`` and ``tfds:<name>``, else ``False``.
+        ``True`` for ``digits``, ``mnist1d``, ``fashion_mnist``, ``idx:<dir>`` and ``tfds:<name>``,
+        else ``False``.
 
     Example:
         >>> is_valid_name("tfds:mnist")
@@ -75,7 +101,7 @@ def is_valid_name(name):
     """
     if not isinstance(name, str):
         return False
-    return name in ("digits", "mnist1d") or any(
+    return name in ("digits", "mnist1d", "fashion_mnist") or any(
         name.startswith(prefix) and len(name) > len(prefix) for prefix in ("idx:", "tfds:")
     )
 
@@ -136,18 +162,57 @@ def load_mnist1d(seed=42, num_samples=5000, train_split=0.8):
     )
 
 
+def fashion_mnist_dir():
+    """Returns the directory ``load("fashion_mnist")`` reads, from ``KERAS_KD_FASHION_MNIST``.
+
+    Reads the environment each call (never at import), so a test or a script may set it late.
+
+    Returns:
+        The value of ``KERAS_KD_FASHION_MNIST``, or ``/usr/share/datasets/fashion-mnist`` (Debian's
+        ``dataset-fashion-mnist`` package) when it is unset or empty. The directory may not exist.
+
+    Example:
+        >>> fashion_mnist_dir()  # with KERAS_KD_FASHION_MNIST unset
+        '/usr/share/datasets/fashion-mnist'
+    """
+    return os.environ.get(FASHION_MNIST_ENV) or FASHION_MNIST_DEFAULT_DIR
+
+
+def _load_fashion_mnist():
+    directory = fashion_mnist_dir()
+    missing = _missing_idx_file(directory)
+    if missing:
+        source = (
+            f"set by {FASHION_MNIST_ENV}"
+            if os.environ.get(FASHION_MNIST_ENV)
+            else f"the default; set {FASHION_MNIST_ENV} to use another"
+        )
+        raise DatasetNotFoundError(
+            f"Fashion-MNIST not found: {directory!r} ({source}) has no {missing}[.gz]; install "
+            f"it with `apt-get install {FASHION_MNIST_PACKAGE}` or point {FASHION_MNIST_ENV} at a "
+            f"directory of its IDX files, received: name='fashion_mnist'"
+        )
+    return _load_idx(directory)
+
+
+def _idx_path(directory, stem):
+    candidates = [os.path.join(directory, stem + suffix) for suffix in (".gz", "")]
+    return next((c for c in candidates if os.path.isfile(c)), None)
+
+
+def _missing_idx_file(directory):
+    return next((s for s in _IDX_FILES.values() if _idx_path(directory, s) is None), None)
+
+
 def _load_idx(directory):
-    arrays = {}
-    for key, stem in _IDX_FILES.items():
-        candidates = [os.path.join(directory, stem + suffix) for suffix in (".gz", "")]
-        path = next((c for c in candidates if os.path.isfile(c)), None)
-        if path is None:
-            raise FileNotFoundError(
-                f"IDX dataset in {directory!r} is missing {stem}[.gz]; it needs the files "
-                f"{sorted(_IDX_FILES.values())} (e.g. apt-get install dataset-fashion-mnist gives "
-                f"/usr/share/datasets/fashion-mnist), received: name={'idx:' + directory!r}"
-            )
-        arrays[key] = _read_idx(path)
+    missing = _missing_idx_file(directory)
+    if missing:
+        raise DatasetNotFoundError(
+            f"IDX dataset in {directory!r} is missing {missing}[.gz]; it needs the files "
+            f"{sorted(_IDX_FILES.values())} (e.g. apt-get install {FASHION_MNIST_PACKAGE} gives "
+            f"{FASHION_MNIST_DEFAULT_DIR}), received: name={'idx:' + directory!r}"
+        )
+    arrays = {key: _read_idx(_idx_path(directory, stem)) for key, stem in _IDX_FILES.items()}
     x_train, x_test = (_images_to_float(arrays[k]) for k in ("x_train", "x_test"))
     return (x_train, arrays["y_train"].astype(np.int64)), (
         x_test,

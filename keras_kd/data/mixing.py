@@ -48,7 +48,7 @@ def mix(x, weights, permutation):
         if shape.rank is not None and not (shape.rank == 1 and shape.is_compatible_with(batch)):
             raise ValueError(
                 f"{name} must hold one value per example of x, shape {tuple(batch)}, "
-                f"received: {name} with shape {tuple(shape)}"
+                f"received: {name}=<array of shape {tuple(shape)}>"
             )
     weights = tf.reshape(tf.cast(weights, x.dtype), [-1] + [1] * (x.shape.rank - 1))
     return weights * x + (1 - weights) * tf.gather(x, permutation)

@@ -31,12 +31,13 @@ def with_unlabeled(x, y, x_unlabeled):
     if x.shape[1:] != x_unlabeled.shape[1:]:
         raise ValueError(
             f"x_unlabeled examples have shape {x_unlabeled.shape[1:]} but x examples have shape "
-            f"{x.shape[1:]}; x_unlabeled must match x, received: x_unlabeled with shape "
-            f"{x_unlabeled.shape}"
+            f"{x.shape[1:]}; x_unlabeled must match x, received: "
+            f"x_unlabeled=<array of shape {x_unlabeled.shape}>"
         )
     if y.ndim != 1 or len(y) != len(x):
         raise ValueError(
-            f"y must hold one integer label per row of x ({len(x)}), received: y with shape {y.shape}"
+            f"y must hold one integer label per row of x ({len(x)}), received: "
+            f"y=<array of shape {y.shape}>"
         )
     x_all = np.concatenate([x, x_unlabeled.astype(x.dtype)])
     y_all = np.concatenate([y.astype(np.int64), np.full(len(x_unlabeled), UNLABELED, np.int64)])
@@ -72,7 +73,7 @@ def label_with_teacher(teacher, x, batch_size=1024, dtype="float16"):
         )
     if len(x) == 0:
         raise ValueError(
-            f"x must hold at least one example, received: x with shape {tuple(np.shape(x))}"
+            f"x must hold at least one example, received: x=<array of shape {tuple(np.shape(x))}>"
         )
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, received: batch_size={batch_size!r}")

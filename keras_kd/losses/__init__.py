@@ -5,6 +5,7 @@ that example scripts use.
 """
 
 from keras_kd.losses.base import DistillationLoss
+from keras_kd.losses.dist import DIST
 from keras_kd.losses.feature import (
     FSP,
     NST,
@@ -21,6 +22,7 @@ _BY_NAME = {
     "kd": LogitsKD,
     "dkd": DKD,
     "multi_kd": MultiTeacherKD,
+    "dist": DIST,
     "fitnet": FitNetHint,
     "at": AttentionTransfer,
     "fsp": FSP,
@@ -59,6 +61,7 @@ def names():
 
 
 __all__ = [
+    "DIST",
     "DKD",
     "FSP",
     "NST",

@@ -68,7 +68,7 @@ def _validate_pairs(pairs):
         ):
             raise ValueError(
                 "each entry of pairs must be a (teacher_layer_name, student_layer_name) tuple of strings, "
-                f"received: {pair!r} in pairs={pairs!r}"
+                f"received: pairs={pairs!r}, whose entry {pair!r} is not one"
             )
     return pairs
 
@@ -99,6 +99,13 @@ def validate_non_negative(name, value):
     if not is_finite_non_negative(value):
         raise ValueError(f"{name} must be a finite number >= 0, received: {name}={value!r}")
     return float(value)
+
+
+def validate_bool(name, value):
+    """Returns ``value`` or raises ``ValueError`` naming ``name`` unless it is ``True`` or ``False``."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, received: {name}={value!r}")
+    return value
 
 
 def as_float32(tensor):

@@ -4,10 +4,12 @@ import math
 import numbers
 
 from keras_kd._compat import keras, tf
+from keras_kd.losses import _ops
 from keras_kd.losses.base import (
     DistillationLoss,
     as_float32,
     is_finite_non_negative,
+    validate_bool,
     validate_non_negative,
     validate_positive,
 )
@@ -16,6 +18,7 @@ from keras_kd.losses.logits import _check_same_classes
 # A masked class gets the row's smallest logit minus this margin: exp(-1000) is exactly 0 in
 # float32, so the class has probability 0, while every logit stays finite (no inf - inf = NaN).
 _MASK_MARGIN = 1000.0
+_kl = _ops.kl_divergence
 
 
 @keras.utils.register_keras_serializable(package="keras_kd")
@@ -47,13 +50,22 @@ class DKD(DistillationLoss):
     The loss needs the labels (``uses_labels = True``): the Distiller passes integer class ids as
     ``labels=``, and the teacher's top-1 class for unlabeled examples.
 
-    Paper: Zhao, Cui, Song, Qiu & Liang (2022), "Decoupled Knowledge Distillation".
+    With ``standardize=True`` each example's logits, the teacher's and the student's separately, are
+    z-scored over all classes before the temperature and the split (as Sun et al. do for DKD):
+    ``temperature`` is then the base temperature, and the loss ignores a positive scale and a shift
+    of either model's logits. See ``keras_kd.losses.LogitsKD`` for the temperature semantics.
+
+    Papers: Zhao, Cui, Song, Qiu & Liang (2022), "Decoupled Knowledge Distillation";
+    Sun, Ren, Li, Wang & Cao (2024), "Logit Standardization in Knowledge Distillation"
+    (``standardize=True``).
 
     Args:
         alpha: Weight of TCKD, >= 0. The paper's default is 1.
         beta: Weight of NCKD, >= 0. The paper uses 8 on CIFAR-100 (its default here) and 0.5 on
             ImageNet. ``alpha`` and ``beta`` must not both be 0.
-        temperature: Softening temperature ``T`` > 0 (4 in the paper).
+        temperature: Softening temperature ``T`` > 0 (4 in the paper); with ``standardize=True``
+            the base temperature (2 in Sun et al.).
+        standardize: Whether to z-score each example's logits before the softmax.
         **kwargs: Passed to ``keras.layers.Layer`` (``name``, ``dtype``).
 
     Returns:
@@ -62,7 +74,7 @@ class DKD(DistillationLoss):
 
     Raises:
         ValueError: If a weight is negative or not finite, both are 0, ``temperature`` is not > 0,
-            the two logits' class counts differ, or ``labels`` is missing or of another batch size.
+            ``standardize`` is not a bool, the two logits' class counts differ, or ``labels`` is missing or of another batch size.
 
     Example:
         >>> loss = DKD(alpha=1.0, beta=8.0, temperature=4.0)
@@ -72,7 +84,7 @@ class DKD(DistillationLoss):
 
     uses_labels = True
 
-    def __init__(self, alpha=1.0, beta=8.0, temperature=4.0, **kwargs):
+    def __init__(self, alpha=1.0, beta=8.0, temperature=4.0, standardize=False, **kwargs):
         kwargs.setdefault("name", "dkd")
         super().__init__(pairs=None, **kwargs)
         self.alpha = validate_non_negative("alpha", alpha)
@@ -82,17 +94,20 @@ class DKD(DistillationLoss):
                 f"alpha and beta must not both be 0, received: alpha={alpha!r}, beta={beta!r}"
             )
         self.temperature = validate_positive("temperature", temperature)
+        self.standardize = validate_bool("standardize", standardize)
 
     def call(self, teacher, student, labels=None):
         if labels is None:
             raise ValueError(
                 f"{self.name}: DKD needs labels= (integer class ids of shape (batch,)); the "
-                "Distiller passes them because DKD.uses_labels is True"
+                "Distiller passes them because DKD.uses_labels is True, received: labels=None"
             )
         teacher = tf.stop_gradient(as_float32(teacher))
         student = as_float32(student)
         _check_same_classes(self.name, teacher, student)
         target = _target_mask(self.name, labels, teacher)
+        if self.standardize:
+            teacher, student = _ops.zscore(teacher), _ops.zscore(student)
         t = self.temperature
         teacher, student = teacher / t, student / t
         tckd = _kl(_log_binary(teacher, target), _log_binary(student, target))
@@ -105,7 +120,13 @@ class DKD(DistillationLoss):
     def get_config(self):
         config = super().get_config()
         config.pop("pairs")
-        return {**config, "alpha": self.alpha, "beta": self.beta, "temperature": self.temperature}
+        return {
+            **config,
+            "alpha": self.alpha,
+            "beta": self.beta,
+            "temperature": self.temperature,
+            "standardize": self.standardize,
+        }
 
 
 @keras.utils.register_keras_serializable(package="keras_kd")
@@ -121,16 +142,24 @@ class MultiTeacherKD(DistillationLoss):
     computed in log space, so it stays finite for logits of magnitude 1e4; teachers of weight 0 are
     left out. Adding a constant to any teacher's logits or to the student's changes nothing.
 
+    With ``standardize=True`` each teacher's logits and the student's are z-scored per example
+    before the temperature, each model separately: ``temperature`` is then the base temperature, and
+    a positive scale and a shift of any model's logits change nothing. See
+    ``keras_kd.losses.LogitsKD`` for the temperature semantics.
+
     ``multi_teacher = True`` tells the Distiller to pass a list of teacher logit tensors, one per
     teacher, in the order of ``teacher_weights``.
 
     Papers: Hinton, Vinyals & Dean (2015), "Distilling the Knowledge in a Neural Network" (soft
-    targets of an ensemble); You, Xu, Xu & Tao (2017), "Learning from Multiple Teacher Networks".
+    targets of an ensemble); You, Xu, Xu & Tao (2017), "Learning from Multiple Teacher Networks";
+    Sun, Ren, Li, Wang & Cao (2024), "Logit Standardization in Knowledge Distillation"
+    (``standardize=True``).
 
     Args:
         temperature: Softening temperature ``T`` > 0.
         teacher_weights: One weight >= 0 per teacher, not all 0, normalized to sum to 1; ``None``
             weighs the teachers equally.
+        standardize: Whether to z-score each example's logits before the softmax.
         **kwargs: Passed to ``keras.layers.Layer`` (``name``, ``dtype``).
 
     Returns:
@@ -138,8 +167,8 @@ class MultiTeacherKD(DistillationLoss):
         tensor. The teachers get no gradient.
 
     Raises:
-        ValueError: If ``temperature`` is not > 0 or ``teacher_weights`` holds a negative or
-            non-finite weight or only zeros; at call time, if ``teachers`` is not a non-empty list,
+        ValueError: If ``temperature`` is not > 0, ``standardize`` is not a bool, or
+            ``teacher_weights`` holds a negative or non-finite weight or only zeros; at call time, if ``teachers`` is not a non-empty list,
             its length differs from the number of ``teacher_weights``, or class counts differ.
 
     Example:
@@ -150,11 +179,12 @@ class MultiTeacherKD(DistillationLoss):
 
     multi_teacher = True
 
-    def __init__(self, temperature=4.0, teacher_weights=None, **kwargs):
+    def __init__(self, temperature=4.0, teacher_weights=None, standardize=False, **kwargs):
         kwargs.setdefault("name", "multi_teacher_kd")
         super().__init__(pairs=None, **kwargs)
         self.temperature = validate_positive("temperature", temperature)
         self.teacher_weights = _validate_teacher_weights(teacher_weights)
+        self.standardize = validate_bool("standardize", standardize)
 
     def call(self, teachers, student):
         if not isinstance(teachers, (list, tuple)) or not teachers:
@@ -170,26 +200,28 @@ class MultiTeacherKD(DistillationLoss):
             )
         student = as_float32(student)
         t = self.temperature
+        standardize = _ops.zscore if self.standardize else tf.identity
         total = sum(weights)
         log_terms = []
         for logits, weight in zip(teachers, weights):
             logits = tf.stop_gradient(as_float32(logits))
             _check_same_classes(self.name, logits, student)
             if weight > 0:
-                log_terms.append(math.log(weight / total) + tf.nn.log_softmax(logits / t, axis=-1))
+                log_probs = tf.nn.log_softmax(standardize(logits) / t, axis=-1)
+                log_terms.append(math.log(weight / total) + log_probs)
         log_target = tf.reduce_logsumexp(tf.stack(log_terms, axis=0), axis=0)
-        kl = _kl(log_target, tf.nn.log_softmax(student / t, axis=-1))
+        kl = _kl(log_target, tf.nn.log_softmax(standardize(student) / t, axis=-1))
         return tf.reduce_mean(kl) * (t * t)
 
     def get_config(self):
         config = super().get_config()
         config.pop("pairs")
-        return {**config, "temperature": self.temperature, "teacher_weights": self.teacher_weights}
-
-
-def _kl(log_p, log_q):
-    """Row-wise KL(p || q) from log-probabilities; classes of probability 0 in p add exactly 0."""
-    return tf.reduce_sum(tf.exp(log_p) * (log_p - log_q), axis=-1)
+        return {
+            **config,
+            "temperature": self.temperature,
+            "teacher_weights": self.teacher_weights,
+            "standardize": self.standardize,
+        }
 
 
 def _mask_out(logits, mask):

@@ -7,6 +7,7 @@ Example:
 """
 
 from keras_kd.report.browser import find_chromium, screenshot
+from keras_kd.report.machine import describe_machine
 from keras_kd.report.pareto import choose, pareto_front, violations
 from keras_kd.report.plots import plot_tradeoff, plot_training_curves
 from keras_kd.report.tensorboard import (
@@ -15,11 +16,12 @@ from keras_kd.report.tensorboard import (
     tensorboard_installed,
     write_scalars,
 )
-from keras_kd.report.writers import table_rows, write_html, write_markdown
+from keras_kd.report.writers import table_rows, text_table, write_html, write_markdown
 
 __all__ = [
     "ScalarLogger",
     "choose",
+    "describe_machine",
     "find_chromium",
     "pareto_front",
     "plot_tradeoff",
@@ -28,6 +30,7 @@ __all__ = [
     "table_rows",
     "tensorboard_callback",
     "tensorboard_installed",
+    "text_table",
     "violations",
     "write_html",
     "write_markdown",

@@ -57,16 +57,20 @@ def pareto_front(candidates, maximize=("accuracy",), minimize=("bytes", "latency
     return [c for c in candidates if not any(dominates(o, c) for o in candidates if o is not c)]
 
 
-def violations(candidate, max_bytes=0, max_latency_ms=0, min_accuracy=0):
+def violations(candidate, max_bytes=0, max_latency_ms=0, min_accuracy=0, min_agreement=0.99):
     """Lists the budget limits a candidate breaks, as readable strings (empty when it fits).
 
-    A limit of 0 means no limit.
+    A limit of 0 means no limit. ``min_agreement`` is not a budget but a sanity check: an
+    exported file whose top-1 answers agree with its own Keras model on less than that fraction
+    of the inputs is a broken export (its violation says so); a candidate without an
+    ``agreement`` value is not checked.
 
     Args:
-        candidate: A dict with ``bytes``, ``latency_ms`` and ``accuracy``.
+        candidate: A dict with ``bytes``, ``latency_ms`` and ``accuracy`` (and ``agreement``).
         max_bytes: Largest allowed file size in bytes (0: no limit).
         max_latency_ms: Largest allowed latency in milliseconds (0: no limit).
         min_accuracy: Smallest allowed accuracy in [0, 1] (0: no limit).
+        min_agreement: Smallest agreement with the Keras model in [0, 1] (0: no check).
 
     Returns:
         A list such as ``["bytes 12,000 > max_bytes 10,000"]``.
@@ -86,24 +90,32 @@ def violations(candidate, max_bytes=0, max_latency_ms=0, min_accuracy=0):
         if limit and not ok(candidate[key], limit):
             sign = "<" if flag.startswith("min") else ">"
             broken.append(f"{key} {_number(candidate[key])} {sign} {flag} {_number(limit)}")
+    agreement = candidate.get("agreement")
+    if min_agreement and agreement is not None and agreement < min_agreement:
+        broken.append(f"agreement {agreement:.4f} < min_agreement {min_agreement:g}: broken export")
     return broken
 
 
-def choose(candidates, max_bytes=0, max_latency_ms=0, min_accuracy=0):
+def choose(candidates, max_bytes=0, max_latency_ms=0, min_accuracy=0, min_agreement=0.99):
     """Picks the most accurate candidate inside the budget; ties go to the smaller, then faster one.
 
+    A candidate whose ``agreement`` with its Keras model is below ``min_agreement`` is a broken
+    export and is never chosen (see ``violations``).
+
     Args:
-        candidates: A sequence of dicts with ``name``, ``accuracy``, ``bytes`` and ``latency_ms``.
+        candidates: A sequence of dicts with ``name``, ``accuracy``, ``bytes`` and ``latency_ms``
+            (and optionally ``agreement``).
         max_bytes: Largest allowed file size in bytes (0: no limit).
         max_latency_ms: Largest allowed latency in milliseconds (0: no limit).
         min_accuracy: Smallest allowed accuracy in [0, 1] (0: no limit).
+        min_agreement: Smallest allowed agreement in [0, 1] (0: no check).
 
     Returns:
         ``(chosen, rejected)``: the chosen candidate dict, or ``None`` when none fits, and
         ``{name: [violations]}`` for every candidate outside the budget.
 
     Raises:
-        ValueError: If a limit is negative or ``min_accuracy`` is above 1.
+        ValueError: If a limit is negative or ``min_accuracy`` or ``min_agreement`` is above 1.
 
     Example:
         >>> rows = [{"name": "big", "accuracy": 0.95, "bytes": 90_000, "latency_ms": 2.0},
@@ -115,13 +127,12 @@ def choose(candidates, max_bytes=0, max_latency_ms=0, min_accuracy=0):
     for name, value in (("max_bytes", max_bytes), ("max_latency_ms", max_latency_ms)):
         if value is None or value < 0:
             raise ValueError(f"{name} must be >= 0 (0: no limit), received: {name}={value!r}")
-    if min_accuracy is None or not 0 <= min_accuracy <= 1:
-        raise ValueError(
-            f"min_accuracy must be in [0, 1] (0: no limit), received: min_accuracy={min_accuracy!r}"
-        )
+    for name, value in (("min_accuracy", min_accuracy), ("min_agreement", min_agreement)):
+        if value is None or not 0 <= value <= 1:
+            raise ValueError(f"{name} must be in [0, 1] (0: no limit), received: {name}={value!r}")
     rejected, fitting = {}, []
     for candidate in candidates:
-        broken = violations(candidate, max_bytes, max_latency_ms, min_accuracy)
+        broken = violations(candidate, max_bytes, max_latency_ms, min_accuracy, min_agreement)
         if broken:
             rejected[candidate["name"]] = broken
         else:

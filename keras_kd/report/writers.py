@@ -4,13 +4,16 @@ A report is a plain dict (JSON-friendly), so that scripts can also dump it as JS
 
 - ``title``: the heading.
 - ``facts``: ``[(label, value)]`` shown under the title (dataset, target, budget, ...).
-- ``candidates`` and ``references``: rows with ``name``, ``accuracy``, ``agreement``, ``bytes``,
-  ``gzip_bytes``, ``latency_ms``, ``parameters``, ``sparsity`` (``None`` where unknown).
+- ``candidates`` and ``references``: rows with ``name``, ``accuracy`` (of the exported file),
+  ``keras_accuracy``, ``agreement``, ``bytes``, ``gzip_bytes``, ``latency_ms``, ``parameters``,
+  ``macs``, ``sparsity`` (``None`` or absent where unknown), and ``error`` when the export failed.
 - ``chosen``: the chosen candidate's name, or ``None`` when none fits the budget.
 - ``rejected``: ``{name: [budget violations]}`` (see ``keras_kd.report.pareto.choose``).
 - ``front``: names of the Pareto-optimal candidates.
 - ``figures``: ``[(caption, png_path)]`` or ``[(caption, png_path, wide)]``, paths relative to the
   report's directory; a wide figure takes the page's full width in HTML.
+- ``summary``: optional; one sentence shown under the verdict (e.g. the chosen candidate against
+  the references).
 - ``notes``: free sentences shown at the end.
 """
 
@@ -21,21 +24,24 @@ import os
 COLUMNS = (
     ("name", "candidate"),
     ("accuracy", "accuracy"),
+    ("keras_accuracy", "Keras accuracy"),
     ("agreement", "agreement"),
     ("bytes", "bytes"),
     ("gzip_bytes", "gzip bytes"),
     ("latency_ms", "latency ms"),
     ("parameters", "parameters"),
+    ("macs", "MACs"),
     ("sparsity", "sparsity"),
 )
+_TITLES = dict(COLUMNS)
 
 
 def _cell(key, value):
     if value is None:
         return "-"
-    if key in ("accuracy", "agreement"):
+    if key in ("accuracy", "keras_accuracy", "agreement"):
         return f"{value:.4f}"
-    if key in ("bytes", "gzip_bytes", "parameters"):
+    if key in ("bytes", "gzip_bytes", "parameters", "macs"):
         return f"{int(value):,}"
     if key == "latency_ms":
         return f"{value:.4g}"
@@ -44,22 +50,31 @@ def _cell(key, value):
     return str(value)
 
 
-def table_rows(report):
+def table_rows(report, keys=None):
     """The candidate table as strings: ``(header, rows)``, each row a list of cells.
 
     Candidates come first, then references; the last column says whether a candidate is the
-    chosen one, on the Pareto front, outside the budget (with the reasons), or a reference.
+    chosen one, on the Pareto front, outside the budget (with the reasons), a broken export (its
+    file disagrees with its Keras model), one whose export failed, or a reference.
 
     Args:
         report: A report dict (see the module docstring).
+        keys: Row keys of the columns to show, in order; ``None`` shows every key of ``COLUMNS``.
 
     Returns:
         ``(header, rows)``: a list of column titles and a list of rows of cell strings.
 
+    Raises:
+        ValueError: If a key is not one of ``COLUMNS``.
+
     Example:
         >>> header, rows = table_rows(report)
     """
-    header = [title for _, title in COLUMNS] + ["status"]
+    keys = [k for k, _ in COLUMNS] if keys is None else list(keys)
+    unknown = [k for k in keys if k not in _TITLES]
+    if unknown:
+        raise ValueError(f"keys must be keys of {list(_TITLES)}, received: keys={keys!r}")
+    header = [_TITLES[k] for k in keys] + ["status"]
     rows = []
     front = set(report.get("front", ()))
     rejected = report.get("rejected", {})
@@ -69,12 +84,46 @@ def table_rows(report):
             status.append("CHOSEN")
         if row["name"] in front:
             status.append("Pareto front")
-        if row["name"] in rejected:
-            status.append("outside budget: " + "; ".join(rejected[row["name"]]))
-        rows.append([_cell(k, row.get(k)) for k, _ in COLUMNS] + [", ".join(status) or "-"])
+        reasons = rejected.get(row["name"], [])
+        broken = [r for r in reasons if r.endswith("broken export") or r.startswith("export fail")]
+        if broken:
+            status.append("BROKEN: " + "; ".join(r.replace(": broken export", "") for r in broken))
+        if len(broken) < len(reasons):
+            outside = [r for r in reasons if r not in broken]
+            status.append("outside budget: " + "; ".join(outside))
+        rows.append([_cell(k, row.get(k)) for k in keys] + [", ".join(status) or "-"])
     for row in report.get("references", ()):
-        rows.append([_cell(k, row.get(k)) for k, _ in COLUMNS] + ["reference"])
+        status = "reference"
+        if row.get("error"):
+            status += "; export failed: " + " ".join(row["error"].split())
+        rows.append([_cell(k, row.get(k)) for k in keys] + [status])
     return header, rows
+
+
+def text_table(report, keys=None):
+    """The candidate table as aligned plain-text lines, for a terminal.
+
+    Args:
+        report: A report dict (see the module docstring).
+        keys: Row keys of the columns (see ``table_rows``); ``None`` shows every column.
+
+    Returns:
+        A list of strings: the header, a rule, then one line per row; long statuses are cut at
+        60 characters.
+
+    Example:
+        >>> print("\n".join(text_table(report, ["name", "accuracy", "bytes"])))
+    """
+    header, rows = table_rows(report, keys)
+    rows = [row[:-1] + [row[-1] if len(row[-1]) <= 60 else row[-1][:57] + "..."] for row in rows]
+    widths = [max(len(cells[i]) for cells in [header, *rows]) for i in range(len(header))]
+
+    def line(cells):
+        first = [cells[0].ljust(widths[0])]
+        middle = [c.rjust(w) for c, w in zip(cells[1:-1], widths[1:-1], strict=True)]
+        return "  ".join(first + middle + [cells[-1]]).rstrip()
+
+    return [line(header), "-" * len(line(header)), *(line(row) for row in rows)]
 
 
 def _verdict(report):
@@ -102,7 +151,10 @@ def write_markdown(report, path):
     """
     lines = [f"# {report['title']}", ""]
     lines += [f"- {label}: {value}" for label, value in report.get("facts", ())]
-    lines += ["", _verdict(report), "", "## Candidates", ""]
+    lines += ["", _verdict(report), ""]
+    if report.get("summary"):
+        lines += [report["summary"], ""]
+    lines += ["## Candidates", ""]
     header, rows = table_rows(report)
     lines.append("| " + " | ".join(header) + " |")
     lines.append("| " + " | ".join("---" for _ in header) + " |")
@@ -173,6 +225,8 @@ def write_html(report, path, embed=True):
     verdict = _verdict(report).replace("**", "")
     css = "fits" if report.get("chosen") else "none"
     parts.append(f'<div class="verdict {css}">{esc(verdict)}</div>')
+    if report.get("summary"):
+        parts.append(f'<p class="summary">{esc(report["summary"])}</p>')
     header, rows = table_rows(report)
     parts.append("<table><thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>")
     parts.append("</thead><tbody>")

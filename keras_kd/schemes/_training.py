@@ -192,8 +192,8 @@ def check_data(name, data):
     lengths = [np.shape(leaf)[0] if np.ndim(leaf) else 0 for leaf in leaves + [y]]
     if not lengths[-1] or len(set(lengths)) != 1:
         raise ValueError(
-            f"{name} must hold x and y of equal, non-zero length, received lengths {lengths} "
-            f"(x first, y last)"
+            f"{name} must hold x and y of equal, non-zero length, received: "
+            f"{name}=<arrays of lengths {lengths}> (x first, y last)"
         )
 
 

@@ -292,8 +292,8 @@ def check_cohort(models):
     if len(models) < 2:
         raise ValueError(
             "models must hold two or more Keras models (a cohort learns from its peers), "
-            "received 1: "
-            f"models=[{models[0].name if isinstance(models[0], keras.Model) else models[0]!r}]"
+            "received: "
+            f"models={[m.name if isinstance(m, keras.Model) else m for m in models]!r} (1 model)"
         )
     _training.check_models("models", [(None, m) for m in models])
     return models

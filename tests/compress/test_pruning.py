@@ -1,11 +1,14 @@
 """Tests of keras_kd.compress.prune and training_callbacks, and Distiller.fit on pruned students."""
 
+import re
+import warnings
+
 import numpy as np
 import pytest
 import tensorflow_model_optimization as tfmot  # noqa: E402
 
 from keras_kd import compress, keras
-from keras_kd.compress import _common
+from keras_kd.compress import _common, pruning
 
 # 256 examples / batch 32 = 8 steps per epoch; steps count from 1.
 
@@ -76,6 +79,10 @@ def test_prune_wraps_only_the_named_layers_and_leaves_the_original_untouched(stu
         ),
         ({"target_sparsity": 0.5, "schedule": "constant", "begin_step": -1}, "begin_step must be"),
         (
+            {"target_sparsity": 0.5, "schedule": "constant", "end_step": 50, "frequency": 100},
+            r"end_step must be >= 100, the first pruning update .* received: end_step=50",
+        ),
+        (
             {"target_sparsity": 0.3, "schedule": "constant", "m_by_n": (2, 4)},
             "pass target_sparsity=None or 0.5",
         ),
@@ -127,7 +134,68 @@ def test_training_callbacks_depend_on_the_wrappers(student, tmp_path):
     assert compress.training_callbacks(student) == []
     pruned = compress.prune(student, 0.5, schedule="constant")
     kinds = [type(c) for c in compress.training_callbacks(pruned, log_dir=str(tmp_path))]
-    assert kinds == [tfmot.sparsity.keras.UpdatePruningStep, tfmot.sparsity.keras.PruningSummaries]
+    assert kinds == [
+        tfmot.sparsity.keras.UpdatePruningStep,
+        pruning.ScheduleCheck,
+        tfmot.sparsity.keras.PruningSummaries,
+    ]
+
+
+def _schedule_warnings(record):
+    return [str(w.message) for w in record if "received:" in str(w.message)]
+
+
+# small_digits: 8 steps per epoch, so 2 epochs run steps 1 to 16.
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (
+            {"schedule": "constant"},  # frequency=100: the first mask update is at step 100
+            r"frequency must let the first mask update \(step 100\) fall within the 16 steps "
+            r"this fit runs \(to step 16\).* received: frequency=100",
+        ),
+        (
+            {"end_step": 40, "frequency": 4},
+            r"end_step must be <= 16, the last of the 16 steps this fit runs .* "
+            r"received: end_step=40",
+        ),
+        (
+            {"schedule": "constant", "begin_step": 20, "frequency": 4},
+            r"begin_step must let the first mask update \(step 20\).* received: begin_step=20",
+        ),
+    ],
+)
+def test_a_schedule_that_cannot_finish_within_fit_warns_naming_both_steps(
+    student, small_digits, kwargs, message
+):
+    pruned = compress.prune(student, 0.5, **kwargs)
+    pruned.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    with pytest.warns(UserWarning) as record:
+        pruned.fit(
+            *small_digits,
+            epochs=2,
+            batch_size=32,
+            verbose=0,
+            callbacks=compress.training_callbacks(pruned),
+        )
+    [warned] = _schedule_warnings(record)
+    assert re.search(message, warned), warned
+    assert "'s_block1'" in warned and "'s_logits'" in warned
+    if kwargs.get("schedule") == "constant":  # what the warning is about: nothing was pruned
+        assert compress.sparsity(compress.strip(pruned))["total"] == 0.0
+
+
+def test_the_schedule_check_counts_steps_across_fit_calls_and_stays_quiet_when_they_suffice(
+    student, distill
+):
+    pruned = compress.prune(student, 0.5, end_step=24, frequency=4)
+    with pytest.warns(UserWarning, match=r"end_step must be <= 8,.* received: end_step=24"):
+        distill(pruned, epochs=1)  # Distiller.fit adds the check: steps 1-8
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        distill(pruned, epochs=2)  # steps 9-24 reach end_step
+    assert _schedule_warnings(record) == []
+    assert compress.sparsity(compress.strip(pruned))["total"] == pytest.approx(0.5, abs=0.02)
 
 
 class _QuietBoard(keras.callbacks.TensorBoard):
@@ -209,3 +277,51 @@ def test_a_layer_left_unpruned_can_be_tapped_for_a_feature_loss(student, small_d
     np.testing.assert_allclose(
         compress.sparsity(compress.strip(pruned))["s_block1"], 0.5, atol=0.01
     )
+
+
+def _model_with_an_empty_channel():
+    """Conv2D whose channel 0 is all zeros with a large bias, which the logits depend on."""
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="out")(x))
+    kernel, bias = model.get_layer("conv").get_weights()
+    kernel[..., 0], bias[0] = 0.0, 2.0
+    model.get_layer("conv").set_weights([kernel, bias])
+    return model
+
+
+def test_fill_empty_channels_gives_each_empty_channel_one_tiny_weight():
+    model = _model_with_an_empty_channel()
+    filled = pruning.fill_empty_channels(model)
+    before, after = model.get_layer("conv").kernel.numpy(), filled.get_layer("conv").kernel.numpy()
+    assert np.count_nonzero(after[..., 0]) == 1
+    assert np.abs(after[..., 0]).max() == pytest.approx(1e-3 * np.abs(before).max())
+    np.testing.assert_array_equal(after[..., 1:], before[..., 1:])
+    assert not before[..., 0].any()  # the original is not changed
+    with pytest.raises(ValueError, match=r"fraction must be a number in \(0, 1\), received: "):
+        pruning.fill_empty_channels(model, fraction=0.0)
+
+
+@pytest.mark.parametrize("fill", [True, False])
+def test_pruning_preserving_qat_exports_an_empty_channel_faithfully_only_once_filled(
+    small_digits, tmp_path, fill
+):
+    # The root cause of kd+prune+qat files that disagree with their Keras model: an all-zero
+    # channel trains the per-channel range [0, 0], TFLite's int32 bias of scale 0 saturates and
+    # the channel outputs garbage. fill_empty_channels before the QAT avoids it.
+    import keras_kd as kd
+
+    x, _ = small_digits
+    model = _model_with_an_empty_channel()
+    qat = compress.quantize(
+        pruning.fill_empty_channels(model) if fill else model, preserve="sparsity"
+    )
+    qat.compile("adam", keras.losses.MeanSquaredError())
+    qat.fit(x, np.zeros((len(x), 3)), epochs=1, batch_size=32, verbose=0)  # trains the ranges
+    path = kd.export.to_tflite(qat, str(tmp_path / "m.tflite"), "int8", representative_data=x)
+    result = kd.export.verify(
+        path, x[:64], np.zeros(64, int), keras_model=qat, runs=1, threads=(1,)
+    )
+    assert (result["max_abs_diff"] < 0.05) == fill, result["max_abs_diff"]

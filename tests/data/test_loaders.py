@@ -39,8 +39,7 @@ def _write_idx(path, array, gz):
         f.write(header + array.astype(np.uint8).tobytes())
 
 
-@pytest.mark.parametrize("gz", [True, False])
-def test_idx_reads_mnist_format_files(tmp_path, gz):
+def _write_idx_dataset(directory, gz=True):
     rng = np.random.default_rng(0)
     images, labels = rng.integers(0, 256, (6, 4, 5)), rng.integers(0, 10, 6)
     suffix = ".gz" if gz else ""
@@ -50,7 +49,13 @@ def test_idx_reads_mnist_format_files(tmp_path, gz):
         ("t10k-images-idx3-ubyte", images[:2]),
         ("t10k-labels-idx1-ubyte", labels[:2]),
     ]:
-        _write_idx(tmp_path / (stem + suffix), array, gz)
+        _write_idx(directory / (stem + suffix), array, gz)
+    return images, labels
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_idx_reads_mnist_format_files(tmp_path, gz):
+    images, labels = _write_idx_dataset(tmp_path, gz)
     (x, y), (xt, yt) = data.load(f"idx:{tmp_path}")
     assert x.shape == (6, 4, 5, 1) and xt.shape == (2, 4, 5, 1)
     np.testing.assert_allclose(x[..., 0], images / 255.0, rtol=1e-6)
@@ -58,8 +63,40 @@ def test_idx_reads_mnist_format_files(tmp_path, gz):
 
 
 def test_idx_missing_files_are_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match="missing train-images-idx3-ubyte"):
+    with pytest.raises(data.DatasetNotFoundError, match="missing train-images-idx3-ubyte"):
         data.load(f"idx:{tmp_path}")
+
+
+def test_fashion_mnist_reads_the_directory_the_environment_names(tmp_path, monkeypatch):
+    images, labels = _write_idx_dataset(tmp_path)
+    monkeypatch.setenv("KERAS_KD_FASHION_MNIST", str(tmp_path))
+    assert data.is_valid_name("fashion_mnist") and "fashion_mnist" in data.NAMES
+    assert data.fashion_mnist_dir() == str(tmp_path)
+    (x, y), (xt, yt) = data.load("fashion_mnist")
+    assert x.shape == (6, 4, 5, 1) and xt.shape == (2, 4, 5, 1)
+    np.testing.assert_array_equal(y, labels)
+
+
+def test_fashion_mnist_defaults_to_debians_directory(monkeypatch):
+    monkeypatch.delenv("KERAS_KD_FASHION_MNIST", raising=False)
+    assert data.fashion_mnist_dir() == "/usr/share/datasets/fashion-mnist"
+
+
+@pytest.mark.parametrize("env_set", [True, False])
+def test_missing_fashion_mnist_names_directory_variable_and_package(tmp_path, monkeypatch, env_set):
+    missing = tmp_path / "no_such_dir"
+    if env_set:
+        monkeypatch.setenv("KERAS_KD_FASHION_MNIST", str(missing))
+    else:  # the default directory, hidden by pointing the default at a missing one
+        monkeypatch.delenv("KERAS_KD_FASHION_MNIST", raising=False)
+        monkeypatch.setattr(data.loaders, "FASHION_MNIST_DEFAULT_DIR", str(missing))
+    with pytest.raises(data.DatasetNotFoundError) as raised:
+        data.load("fashion_mnist")
+    message = str(raised.value)
+    assert isinstance(raised.value, FileNotFoundError) and "\n" not in message
+    assert repr(str(missing)) in message and "KERAS_KD_FASHION_MNIST" in message
+    assert "apt-get install dataset-fashion-mnist" in message
+    assert message.endswith("received: name='fashion_mnist'")
 
 
 def test_idx_rejects_a_file_that_is_not_idx(tmp_path):

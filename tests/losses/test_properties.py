@@ -1,8 +1,9 @@
 """Property tests (hypothesis) of every loss layer in keras_kd.losses.
 
-For every registered loss: a finite value and finite gradients for finite inputs (logits up to 1e4,
-features up to 1e3), a value >= 0 (every loss here is a divergence, a squared distance or a Huber
-loss; NST's MMD^2 and PKT's eps-smoothed KL are >= 0 only up to rounding, hence a small tolerance),
+For every registered loss, and the KD logit losses with ``standardize=True``: a finite value and
+finite gradients for finite inputs (logits up to 1e4, features up to 1e3), a value >= 0 (every loss
+here is a divergence, a squared distance, a Huber loss or one minus a correlation; NST's MMD^2 and
+PKT's eps-smoothed KL are >= 0 only up to rounding, hence a small tolerance),
 the invariances each class's docstring promises, and a batch mean independent of the batch size
 (the batch concatenated to itself gives the same value). SimilarityPreserving is the documented
 exception: its rows of G have unit norm, so the duplicated batch gives half the loss.
@@ -29,9 +30,14 @@ FSP_FLOWS = [(("ta", "tb"), ("sa", "sb"))]
 
 
 def _make(name):
-    """A fresh loss of registry ``name`` with the inputs it takes: 'logits', 'maps' or 'fsp'."""
-    if name in ("kd", "dkd", "multi_kd", "rkd", "sp", "pkt", "cc"):
-        return losses.get(name), "logits"
+    """A fresh loss of registry ``name`` with the inputs it takes: 'logits', 'maps' or 'fsp'.
+
+    ``name + "+standardize"`` makes the loss with ``standardize=True`` (Sun et al. 2024).
+    """
+    name, _, option = name.partition("+")
+    kwargs = {option: True} if option else {}
+    if name in ("kd", "dkd", "multi_kd", "dist", "rkd", "sp", "pkt", "cc"):
+        return losses.get(name, **kwargs), "logits"
     if name == "fsp":
         return losses.get(name, flows=FSP_FLOWS), "fsp"
     return losses.get(name, pairs=[("t", "s")]), "maps"
@@ -39,6 +45,7 @@ def _make(name):
 
 def _inputs(name, kind, rng, scale, batch):
     """(teacher, student, kwargs) for ``name``: arrays of the given magnitude and batch size."""
+    name = name.partition("+")[0]
 
     def draw(*shape):
         # Mixed magnitudes in one tensor: most entries near `scale`, some far smaller.
@@ -79,6 +86,8 @@ def _value(loss, teacher, student, kwargs):
 
 
 NAMES = losses.names()
+# Every registered loss, and the logit losses with standardized logits.
+CASES = NAMES + ["kd+standardize", "dkd+standardize", "multi_kd+standardize"]
 SCALE = {"logits": 1e4, "maps": 1e3, "fsp": 1e3}
 
 
@@ -87,6 +96,7 @@ def test_every_registered_loss_is_covered():
         "kd",
         "dkd",
         "multi_kd",
+        "dist",
         "fitnet",
         "at",
         "fsp",
@@ -98,7 +108,7 @@ def test_every_registered_loss_is_covered():
     }
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CASES)
 @PROPERTY_SETTINGS
 @given(seed=st.integers(0, 2**31 - 1), magnitude=st.floats(0.0, 1.0), batch=st.integers(1, 6))
 def test_loss_and_gradients_are_finite_and_non_negative(name, seed, magnitude, batch):
@@ -118,7 +128,7 @@ def test_loss_and_gradients_are_finite_and_non_negative(name, seed, magnitude, b
         assert grad is not None and np.all(np.isfinite(grad.numpy())), name
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CASES)
 @pytest.mark.parametrize("side", ["teacher", "student", "both"])
 def test_all_zero_inputs_give_finite_loss_and_gradients(name, side):
     loss, kind = _make(name)
@@ -154,6 +164,11 @@ def _scale_channels(rng, x):
     return x * rng.uniform(0.1, 10, (1,) * (x.ndim - 1) + (x.shape[-1],)).astype(np.float32)
 
 
+def _affine_rows(rng, x):
+    """A positive scale and a shift of each row (each example's logits)."""
+    return _shift_rows(rng, _scale_rows(rng, x))
+
+
 def _translate(rng, x):
     return x + rng.uniform(-10, 10, (1, x.shape[1])).astype(np.float32)
 
@@ -187,6 +202,11 @@ INVARIANCES = [
     ("kd", "constant added to each student row", _on("s", _shift_rows), 1.0),
     ("dkd", "constant added to each row of both", _on("ts", _shift_rows), 1.0),
     ("multi_kd", "constant added to each row of any model", _on("ts", _shift_rows), 1.0),
+    ("dist", "constant added to each row of both", _on("ts", _shift_rows), 1.0),
+    ("kd+standardize", "affine map of each teacher row", _on("t", _affine_rows), 1.0),
+    ("kd+standardize", "affine map of each student row", _on("s", _affine_rows), 1.0),
+    ("dkd+standardize", "affine map of each row of both", _on("ts", _affine_rows), 1.0),
+    ("multi_kd+standardize", "affine map of each row of any model", _on("ts", _affine_rows), 1.0),
     ("at", "positive scaling of the teacher map", _on("t", _scale_all), 1.0),
     ("at", "positive scaling of the student map", _on("s", _scale_all), 1.0),
     ("nst", "positive scaling of each channel", _on("ts", _scale_channels), 1.0),
@@ -246,10 +266,7 @@ def _doubled(value):
     return np.concatenate([value, value])
 
 
-@pytest.mark.parametrize(
-    "name",
-    [n for n in NAMES],
-)
+@pytest.mark.parametrize("name", CASES)
 @PROPERTY_SETTINGS
 @given(seed=st.integers(0, 2**31 - 1), batch=st.integers(2, 5))
 def test_batch_mean_does_not_depend_on_the_batch_size(name, seed, batch):

@@ -15,12 +15,26 @@ _ARGS = {
 
 
 def test_every_method_of_the_issue_has_a_name():
-    expected = {"kd", "dkd", "multi_kd", "fitnet", "at", "fsp", "nst", "rkd", "sp", "pkt", "cc"}
+    expected = {
+        "kd",
+        "dkd",
+        "multi_kd",
+        "dist",
+        "fitnet",
+        "at",
+        "fsp",
+        "nst",
+        "rkd",
+        "sp",
+        "pkt",
+        "cc",
+    }
     assert set(kd.losses.names()) == expected
 
 
 @pytest.mark.parametrize(
-    "name", ["kd", "dkd", "multi_kd", "fitnet", "at", "fsp", "nst", "rkd", "sp", "pkt", "cc"]
+    "name",
+    ["kd", "dkd", "multi_kd", "dist", "fitnet", "at", "fsp", "nst", "rkd", "sp", "pkt", "cc"],
 )
 def test_get_makes_a_serializable_loss_layer(name):
     loss = kd.losses.get(name, **_ARGS.get(name, {}))

@@ -83,8 +83,19 @@ def test_violations_name_each_broken_limit():
         ({"max_bytes": -1}, "max_bytes must be >= 0"),
         ({"max_latency_ms": -0.5}, "max_latency_ms must be >= 0"),
         ({"min_accuracy": 1.5}, "min_accuracy must be in \\[0, 1\\]"),
+        ({"min_agreement": -0.1}, r"min_agreement must be in \[0, 1\] .*min_agreement=-0.1"),
     ],
 )
 def test_choose_rejects_bad_limits(budget, message):
     with pytest.raises(ValueError, match=message):
         choose(ROWS, **budget)
+
+
+def test_a_broken_export_is_never_chosen_and_says_why():
+    rows = [{**_row("broken", 0.99, 1_000), "agreement": 0.558}, {**_row("ok", 0.9, 2_000)}]
+    rows[1]["agreement"] = 0.995
+    picked, rejected = choose(rows)
+    assert picked["name"] == "ok"
+    assert rejected == {"broken": ["agreement 0.5580 < min_agreement 0.99: broken export"]}
+    assert choose(rows, min_agreement=0)[0]["name"] == "broken"  # 0: no check
+    assert violations(_row("unknown", 0.9, 1)) == []  # no agreement value: not checked

@@ -113,7 +113,7 @@ def test_mutual_learning_rejects_a_bad_cohort_before_training(digits):
     model = _tiny(0)
     cases = [
         ([], "empty cohort"),
-        ([model], r"two or more Keras models .* received 1"),
+        ([model], r"two or more Keras models .* \(1 model\)"),
         ([model, model], "same model object"),
         (
             [model, _tiny(1, classes=7)],

@@ -23,7 +23,7 @@ _SHARED_ADAM = keras.optimizers.Adam()
         ({"train": "digits"}, "train must be a tf.data.Dataset of .* or an .* tuple of arrays"),
         (
             {"train": (np.zeros((4, 8, 8, 1)), np.zeros(3))},
-            r"equal, non-zero length, received lengths \[4, 3\]",
+            r"equal, non-zero length, received: train=<arrays of lengths \[4, 3\]>",
         ),
         ({"train": (np.zeros((0, 8, 8, 1)), np.zeros(0))}, "non-zero length"),
         ({"train": tf.data.Dataset.from_tensor_slices(np.zeros((4, 2)))}, "element_spec"),

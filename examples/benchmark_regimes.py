@@ -1,0 +1,330 @@
+r"""Does distillation beat the student trained alone? A fixed suite of regimes, three seeds each.
+
+    python -m examples.benchmark_regimes                      # every regime (hours on 2 cores)
+    python -m examples.benchmark_regimes --regimes=fashion_5k_30,digits_main_job
+
+The suite was fixed before any tuning (issue 18) and is not to be edited to flatter a method:
+
+- Fashion-MNIST (``--dataset``, default ``fashion_mnist``): 5,000 labeled images x 30 and x 150
+  epochs, all 60,000 x 6 and x 40 epochs; two students in each: ``cnn`` (two stride-2
+  convolutions, 96k MACs) and ``mlp`` (784-100-100-10, 89k MACs). One CNN teacher
+  (``examples.models.make_teacher``, 15.7M MACs), trained once with shifts and flips and reused.
+- MNIST-1D (Greydanus 2020; 4,000 train / 1,000 test): the MLP student, a 1-D CNN teacher.
+- digits: the main job's pair (``make_teacher(width=32)``, ``make_student(width=16)``).
+- Held out (``--regimes=holdout_...``): students and budgets the defaults were not chosen on, to
+  check them: a global-pooling CNN of width 8 on 10,000 Fashion images x 20 epochs and on MNIST-1D,
+  and a 32-unit MLP on digits; rows ``scratch``, ``default`` and ``hinton`` only.
+
+Every row of a regime starts, for each seed, from the same initial student weights and trains the
+same epochs with the same optimizer (Adam, cosine decay from 3e-3 to 0), and reports the last
+epoch's test accuracy: no selection on the test set. Rows: ``scratch`` (labels only), ``default``
+(``kd.Distiller(student, teacher)`` with no other argument), ``hinton`` (the 2015 reference as in
+mdistiller: T=4, hard weight 0.1, soft weight 0.9), ``kd_t2`` (T=2, 0.5 / 0.5), ``kd_std`` (the same
+on standardized logits, Sun et al. 2024), ``dkd`` (Zhao et al. 2022), ``dist`` (Huang et al.
+2022) and ``dist_kd`` (DIST plus ``kd_t2``'s KL, each weighted 0.5); and ``patient`` (``kd.recipes.patient_distiller``, Beyer et al. 2022) in the long regimes.
+
+Results go to ``<output_dir>/<regime>.json`` after every run, so an interrupted run resumes where
+it stopped; the table of every finished regime is written to ``<output_dir>/regimes.md``, printed,
+and followed by one JSON line.
+"""
+
+import os
+import sys
+
+if not __package__:  # python examples/<name>.py: import the package as `python -m` does
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import examples  # noqa: F401  (quiets TensorFlow before keras_kd imports it)
+
+import json
+import time
+
+import numpy as np
+from absl import app, flags
+
+import keras_kd as kd
+from examples import common_flags
+from examples.models import make_mlp, make_student, make_teacher
+from keras_kd import keras, recipes
+from keras_kd._compat import tf
+from keras_kd.report import describe_machine
+from keras_kd.students.macs import count_macs
+
+FASHION = ("fashion_mnist", ("cnn", "mlp"), 128)
+REGIMES = {
+    "fashion_5k_30": (*FASHION, 5000, 30),
+    "fashion_5k_150": (*FASHION, 5000, 150),
+    "fashion_60k_6": (*FASHION, 0, 6),
+    "fashion_60k_40": (*FASHION, 0, 40),
+    "mnist1d_mlp": ("mnist1d", ("mlp",), 128, 0, 100),
+    "digits_main_job": ("digits", ("main_job",), 64, 0, 30),
+    # Held out: students and regimes the defaults were not chosen on (scratch, default, hinton).
+    "holdout_fashion_gap_cnn": ("fashion_mnist", ("gap_cnn8",), 128, 10000, 20),
+    "holdout_mnist1d_cnn": ("mnist1d", ("gap_cnn8",), 128, 0, 60),
+    "holdout_digits_mlp": ("digits", ("mlp32",), 32, 0, 40),
+}
+HOLDOUT_METHODS = ("scratch", "default", "hinton")
+LONG_REGIMES = ("fashion_5k_150", "fashion_60k_40")
+METHODS = ("scratch", "default", "hinton", "kd_t2", "kd_std", "dkd", "dist", "dist_kd", "patient")
+TEACHER_EPOCHS = {"fashion_mnist": 15, "mnist1d": 100, "digits": 30}
+LEARNING_RATE = 3e-3
+
+_REGIMES = flags.DEFINE_list(
+    "regimes", [r for r in REGIMES if not r.startswith("holdout_")], "Regimes to run, in order."
+)
+_METHODS = flags.DEFINE_list(
+    "regime_methods", list(METHODS), "Rows to run (scratch is always run)."
+)
+_THREADS = flags.DEFINE_integer(
+    "threads", 0, "TensorFlow intra-op threads (0: TensorFlow's choice, one per core).", lower_bound=0
+)
+flags.register_validator(
+    "regimes",
+    lambda names: bool(names) and set(names) <= set(REGIMES),
+    message=f"--regimes must be names from {list(REGIMES)}",
+)
+flags.register_validator(
+    "regime_methods",
+    lambda names: bool(names) and set(names) <= set(METHODS),
+    message=f"--regime_methods must be names from {list(METHODS)}",
+)
+
+
+def make_small_cnn(input_shape, num_classes):
+    """The suite's ~0.1M-MAC CNN student: two stride-2 convolutions, a 32-unit layer, logits."""
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Conv2D(8, 3, 2, padding="same", activation="relu", name="s_block1")(inputs)
+    x = keras.layers.Conv2D(16, 3, 2, padding="same", activation="relu", name="s_block2")(x)
+    x = keras.layers.Flatten(name="s_flatten")(x)
+    x = keras.layers.Dense(32, activation="relu", name="s_dense")(x)
+    return keras.Model(inputs, keras.layers.Dense(num_classes, name="s_logits")(x), name="cnn")
+
+
+def _student(kind, input_shape, classes):
+    if kind == "cnn":
+        return make_small_cnn(input_shape, classes)
+    if kind == "mlp":
+        return make_mlp(input_shape, classes)
+    if kind == "mlp32":
+        return make_mlp(input_shape, classes, hidden=32)
+    if kind == "gap_cnn8":
+        return make_student(input_shape, classes, width=8)
+    return make_student(input_shape, classes, width=16)
+
+
+def _distiller_args(method):
+    """The Distiller arguments of each row (fixed with the suite, before tuning)."""
+    losses = kd.losses
+    if method == "default":
+        return {}
+    if method == "hinton":
+        return {"losses": [losses.LogitsKD(temperature=4.0)], "alpha": 0.1}
+    if method == "kd_t2":
+        return {"losses": [losses.LogitsKD(temperature=2.0)], "alpha": 0.5}
+    if method == "kd_std":
+        return {"losses": [losses.LogitsKD(temperature=2.0, standardize=True)], "alpha": 0.5}
+    if method == "dkd":
+        return {"losses": [losses.DKD()], "alpha": 0.5}
+    if method == "dist":
+        return {"losses": [losses.DIST()], "alpha": 0.5}
+    return {"losses": [losses.DIST(), losses.LogitsKD(temperature=2.0)], "alpha": 0.5}
+
+
+def load_teacher(dataset, x, y, output_dir, verbose):
+    """Trains the regime's teacher once (with augmentation for images) and caches it as .keras."""
+    path = os.path.join(output_dir, f"teacher_{dataset}.keras")
+    if os.path.isfile(path):
+        return keras.models.load_model(path)
+    keras.utils.set_random_seed(0)
+    classes = int(y.max()) + 1
+    teacher = make_teacher(x.shape[1:], classes, width=32 if dataset == "digits" else 64)
+    batch_size = 64 if dataset == "digits" else 128
+    recipes.train_classifier(
+        teacher,
+        x,
+        y,
+        TEACHER_EPOCHS[dataset],
+        batch_size,
+        1e-3,
+        augment=dataset == "fashion_mnist",
+        verbose=verbose,
+    )
+    teacher.save(path)
+    return teacher
+
+
+def train_row(method, initial, teacher, data, epochs, batch_size, seed, verbose):
+    """Trains one row from ``initial``'s weights; returns the test accuracy after every epoch."""
+    (x, y), test = data
+    student = keras.models.clone_model(initial)
+    student.set_weights(initial.get_weights())
+    keras.utils.set_random_seed(seed + 2)
+    if method == "scratch":
+        history = recipes.train_classifier(
+            student, x, y, epochs, batch_size, LEARNING_RATE, validation_data=test, verbose=verbose
+        )
+        return history.history["val_accuracy"]
+    if method == "patient":
+        model = recipes.patient_distiller(
+            student, teacher, len(x), epochs, batch_size, LEARNING_RATE
+        )
+        history = model.fit(
+            x, epochs=epochs, batch_size=batch_size, validation_data=test, verbose=verbose
+        )
+        return history.history["val_accuracy"]
+    model = kd.Distiller(student, teacher, **_distiller_args(method))
+    total = recipes.steps(len(x), epochs, batch_size)
+    model.compile(
+        recipes.cosine_adam(LEARNING_RATE, total),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    history = model.fit(
+        x, y, epochs=epochs, batch_size=batch_size, validation_data=test, verbose=verbose
+    )
+    return history.history["val_accuracy"]
+
+
+def run_regime(name, method_names, seeds, output_dir, dataset_override=None, verbose=0):
+    """Runs (or resumes) one regime; returns its results dict, also saved as ``<regime>.json``."""
+    dataset, students, batch_size, train_size, epochs = REGIMES[name]
+    dataset = dataset_override if dataset_override and dataset == "fashion_mnist" else dataset
+    path = os.path.join(output_dir, f"{name}.json")
+    result = {"regime": name, "epochs": epochs, "train_size": train_size, "rows": {}}
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as file:
+            result = json.load(file)
+    (x_all, y_all), test = kd.data.load(dataset)
+    teacher = load_teacher(REGIMES[name][0], x_all, y_all, output_dir, verbose)
+    order = np.random.default_rng(0).permutation(len(x_all))[: train_size or len(x_all)]
+    data = ((x_all[order], y_all[order]), test)
+    result["teacher"] = {
+        "accuracy": float(teacher.evaluate(*test, verbose=0)[1]),
+        "macs": count_macs(teacher),
+        "params": teacher.count_params(),
+    }
+    rows = ["scratch", *[m for m in method_names if m != "scratch"]]
+    rows = [m for m in rows if m != "patient" or name in LONG_REGIMES]
+    if name.startswith("holdout_"):
+        rows = [m for m in rows if m in HOLDOUT_METHODS]
+    for kind in students:
+        classes = int(y_all.max()) + 1
+        for seed in range(seeds):
+            keras.utils.set_random_seed(seed + 1)
+            initial = _student(kind, x_all.shape[1:], classes)
+            result.setdefault("students", {})[kind] = {
+                "macs": count_macs(initial),
+                "params": initial.count_params(),
+            }
+            for method in rows:
+                cell = result["rows"].setdefault(f"{kind}/{method}", {})
+                if str(seed) in cell:
+                    continue
+                start = time.perf_counter()
+                curve = train_row(method, initial, teacher, data, epochs, batch_size, seed, verbose)
+                cell[str(seed)] = {
+                    "accuracy": float(curve[-1]),
+                    "curve": [round(float(a), 4) for a in curve],
+                    "seconds": round(time.perf_counter() - start, 1),
+                }
+                print(f"{name} {kind} seed {seed} {method:8s} {curve[-1]:.4f}", flush=True)
+                _save(result, path)
+    return result
+
+
+def _save(result, path):
+    temporary = path + ".tmp"
+    with open(temporary, "w", encoding="utf-8") as file:
+        json.dump(result, file, indent=1)
+    os.replace(temporary, path)
+
+
+def summarize(results):
+    """Markdown table of every regime: mean ± std of last-epoch accuracy, and the gain on scratch."""
+    lines = [
+        "| regime | student | row | accuracy (mean ± std) | vs scratch (pt) | seeds |",
+        "|---|---|---|---|---|---|",
+    ]
+    summary = {}
+    for result in results:
+        scratch = {}
+        for key, cells in result["rows"].items():
+            kind, method = key.split("/")
+            accuracies = np.array([cells[s]["accuracy"] for s in sorted(cells)])
+            if method == "scratch":
+                scratch[kind] = accuracies
+        for key, cells in result["rows"].items():
+            kind, method = key.split("/")
+            accuracies = np.array([cells[s]["accuracy"] for s in sorted(cells)])
+            base = scratch.get(kind)
+            n = min(len(accuracies), len(base)) if base is not None else 0
+            gain = 100 * float(np.mean(accuracies[:n] - base[:n])) if n else float("nan")
+            summary[f"{result['regime']}/{key}"] = {
+                "mean": float(accuracies.mean()),
+                "std": float(accuracies.std()),
+                "gain_pt": gain,
+                "seeds": len(accuracies),
+            }
+            lines.append(
+                f"| {result['regime']} | {kind} | {method} | {accuracies.mean():.4f} ± "
+                f"{accuracies.std():.4f} | {gain:+.2f} | {len(accuracies)} |"
+            )
+        teacher = result["teacher"]
+        lines.append(
+            f"| {result['regime']} | teacher | ({teacher['macs']:,} MACs) | "
+            f"{teacher['accuracy']:.4f} | | |"
+        )
+    return "\n".join(lines), summary
+
+
+def run(
+    regimes=tuple(REGIMES),
+    method_names=METHODS,
+    seeds=3,
+    output_dir="keras_kd_runs/regimes",
+    dataset=None,
+    verbose=0,
+):
+    """Runs the regimes and writes the table; returns ``{"table", "summary", "machine"}``."""
+    os.makedirs(output_dir, exist_ok=True)
+    start = time.perf_counter()
+    for name in regimes:
+        run_regime(name, method_names, seeds, output_dir, dataset, verbose)
+    results = []
+    for name in REGIMES:
+        path = os.path.join(output_dir, f"{name}.json")
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as file:
+                results.append(json.load(file))
+    table, summary = summarize(results)
+    machine = describe_machine()
+    with open(os.path.join(output_dir, "regimes.md"), "w", encoding="utf-8") as file:
+        file.write(table + f"\n\nMachine: {machine['cpu']}, {machine['cores']} cores.\n")
+    return {
+        "table": table,
+        "summary": summary,
+        "machine": machine,
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if _THREADS.value:
+        tf.config.threading.set_intra_op_parallelism_threads(_THREADS.value)
+        tf.config.threading.set_inter_op_parallelism_threads(_THREADS.value)
+    output_dir = common_flags.OUTPUT_DIR
+    result = run(
+        _REGIMES.value,
+        _METHODS.value,
+        common_flags.SEEDS.value,
+        output_dir.value if output_dir.present else "keras_kd_runs/regimes",
+        common_flags.DATASET.value if common_flags.DATASET.present else None,
+        common_flags.keras_verbosity(),
+    )
+    print(result["table"])
+    print(json.dumps({k: result[k] for k in ("summary", "machine", "seconds")}))
+
+
+if __name__ == "__main__":
+    common_flags.run_app(main)

@@ -1,0 +1,227 @@
+"""Training recipes: a classifier (teacher or scratch student) and patient, consistent teaching.
+
+Both use Adam with cosine learning-rate decay to zero over the planned steps, so the last epoch's
+weights are the ones to report: no selection on a held-out set is needed to avoid a noisy end.
+"""
+
+import math
+
+from keras_kd import _checks
+from keras_kd._compat import keras
+
+
+def cosine_adam(learning_rate, total_steps):
+    """Adam whose learning rate decays from ``learning_rate`` to 0 along a cosine over the run.
+
+    Paper: Loshchilov & Hutter (2017), "SGDR: Stochastic Gradient Descent with Warm Restarts"
+    (cosine decay); Kingma & Ba (2015), "Adam: A Method for Stochastic Optimization".
+
+    Args:
+        learning_rate: Initial learning rate, > 0.
+        total_steps: Optimizer steps of the whole run (``epochs * ceil(examples / batch_size)``).
+
+    Returns:
+        A ``keras.optimizers.Adam``.
+
+    Raises:
+        ValueError: If ``learning_rate`` is not > 0 or ``total_steps`` is not an integer >= 1.
+
+    Example:
+        >>> optimizer = cosine_adam(3e-3, total_steps=10 * 79)
+    """
+    _checks.check_positive("learning_rate", learning_rate)
+    _checks.check_positive_int("total_steps", total_steps)
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, int(total_steps))
+    return keras.optimizers.Adam(schedule)
+
+
+def steps(num_examples, epochs, batch_size):
+    """Optimizer steps of ``epochs`` passes over ``num_examples`` in batches of ``batch_size``.
+
+    Args:
+        num_examples: Training examples, >= 1.
+        epochs: Passes over them, >= 1.
+        batch_size: Examples per step, >= 1.
+
+    Returns:
+        ``epochs * ceil(num_examples / batch_size)``, an int.
+
+    Raises:
+        ValueError: If an argument is not an integer >= 1.
+
+    Example:
+        >>> steps(5000, 30, 128)
+        1200
+    """
+    for name, value in (("num_examples", num_examples), ("epochs", epochs)):
+        _checks.check_positive_int(name, value)
+    _checks.check_positive_int("batch_size", batch_size)
+    return int(epochs) * math.ceil(int(num_examples) / int(batch_size))
+
+
+def image_augmentation(input_shape, seed=None):
+    """Random shifts (and horizontal flips for images) that keep a small image's content.
+
+    Rank-3 inputs ``(H, W, C)`` get ``RandomTranslation(0.1, 0.1)`` and ``RandomFlip("horizontal")``;
+    rank-2 signals ``(L, C)`` get a random translation along their length. Use it as a Distiller's
+    ``augment`` (both models see the same view) or inside a teacher's training.
+
+    Paper: Beyer, Zhai, Royer, Markeeva, Anil & Kolesnikov (2022), "Knowledge distillation: A good
+    teacher is patient and consistent" (the same random crop/flip for teacher and student).
+
+    Args:
+        input_shape: Shape of one example without the batch axis.
+        seed: Optional integer seed of the random layers.
+
+    Returns:
+        A ``keras.Sequential`` of random layers, active only in training.
+
+    Raises:
+        ValueError: If ``input_shape`` is not of rank 2 or 3.
+
+    Example:
+        >>> augment = image_augmentation((28, 28, 1))
+    """
+    shape = tuple(input_shape)
+    if len(shape) == 3:
+        layers = [
+            keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed),
+            keras.layers.RandomFlip("horizontal", seed=seed),
+        ]
+    elif len(shape) == 2:
+        layers = [
+            keras.layers.Reshape((shape[0], 1, shape[1])),
+            keras.layers.RandomTranslation(0.1, 0.0, fill_mode="constant", seed=seed),
+            keras.layers.Reshape(shape),
+        ]
+    else:
+        raise ValueError(
+            f"input_shape must be (H, W, C) or (L, C), received: input_shape={input_shape!r}"
+        )
+    return keras.Sequential([keras.Input(shape), *layers], name="augmentation")
+
+
+def train_classifier(
+    model,
+    x,
+    y,
+    epochs,
+    batch_size=128,
+    learning_rate=3e-3,
+    augment=False,
+    validation_data=None,
+    verbose=0,
+):
+    """Trains a logits classifier on labels with cosine-decayed Adam, optionally on augmented views.
+
+    This is how keras_kd's examples train teachers and scratch students: the same optimizer and
+    schedule as ``patient_distiller``, so scratch and distilled students differ only in the loss.
+
+    Args:
+        model: A built Keras model that outputs logits.
+        x: Training inputs (numpy array).
+        y: Integer class ids.
+        epochs: Passes over the data, >= 1.
+        batch_size: Examples per step.
+        learning_rate: Initial learning rate of the cosine decay.
+        augment: ``True`` for ``image_augmentation`` of the input's shape, a Keras layer of your
+            own, or ``False``.
+        validation_data: Optional ``(x, y)`` evaluated after every epoch (reported, never used to
+            select weights).
+        verbose: Keras verbosity.
+
+    Returns:
+        The ``keras.callbacks.History`` of the run. ``model`` is trained in place and compiled with
+        sparse categorical cross-entropy on logits and accuracy.
+
+    Raises:
+        ValueError: If ``epochs``, ``batch_size`` or ``learning_rate`` is out of range.
+
+    Example:
+        >>> history = train_classifier(teacher, x_train, y_train, epochs=20, augment=True)
+    """
+    _checks.check_positive_int("epochs", epochs)
+    total = steps(len(x), epochs, batch_size)
+    layer = image_augmentation(x.shape[1:]) if augment is True else (augment or None)
+    trained = model if layer is None else keras.Sequential([layer, model])
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    trained.compile(cosine_adam(learning_rate, total), loss, metrics=["accuracy"])
+    history = trained.fit(
+        x,
+        y,
+        epochs=epochs,
+        batch_size=batch_size,
+        validation_data=validation_data,
+        verbose=verbose,
+    )
+    if trained is not model:
+        model.compile(trained.optimizer, loss, metrics=["accuracy"])
+    return history
+
+
+def patient_distiller(
+    student,
+    teacher,
+    num_examples,
+    epochs,
+    batch_size=128,
+    learning_rate=3e-3,
+    mixup=True,
+    temperature=1.0,
+):
+    """A compiled ``Distiller`` set up for function matching, ready for a long ``fit``.
+
+    Both models see the same augmented view of every batch (random shifts and flips from
+    ``image_augmentation``, then MixUp), the loss is the KL to the teacher at ``temperature``
+    (1, as in the paper) with no label term (``alpha=0``), and the learning rate follows a cosine
+    decay over ``epochs``. Train it long: the paper's gains come after hundreds of epochs. Labels
+    are not needed; ``fit(x)`` is enough. The teacher runs live on every batch.
+
+    Paper: Beyer, Zhai, Royer, Markeeva, Anil & Kolesnikov (2022), "Knowledge distillation: A good
+    teacher is patient and consistent".
+
+    Args:
+        student: The built Keras student (outputs logits).
+        teacher: The built Keras teacher (outputs logits).
+        num_examples: Training examples per epoch (to plan the cosine decay).
+        epochs: Epochs you will pass to ``fit``.
+        batch_size: Batch size you will pass to ``fit``.
+        learning_rate: Initial learning rate.
+        mixup: Also mix examples within the batch (``keras_kd.data.MixUp(1.0)``).
+        temperature: Softmax temperature of the KL.
+
+    Returns:
+        A compiled ``keras_kd.Distiller`` (accuracy metric on the student).
+
+    Raises:
+        ValueError: If a count or the learning rate is out of range.
+
+    Example:
+        >>> distiller = patient_distiller(student, teacher, len(x_train), epochs=150)
+        >>> distiller.fit(x_train, epochs=150, batch_size=128)
+    """
+    from keras_kd.data import MixUp
+    from keras_kd.distiller import Distiller
+    from keras_kd.losses import LogitsKD
+
+    total = steps(num_examples, epochs, batch_size)
+    layers = [image_augmentation(student.input_shape[1:])]
+    if mixup:
+        layers.append(MixUp(1.0))
+    augment = keras.Sequential(layers, name="consistent_views") if len(layers) > 1 else layers[0]
+    if mixup:
+        augment.mixes_examples = True
+    distiller = Distiller(
+        student,
+        teacher,
+        losses=[LogitsKD(temperature=temperature)],
+        alpha=0.0,
+        loss_weights=[1.0],
+        augment=augment,
+    )
+    distiller.compile(
+        cosine_adam(learning_rate, total),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return distiller

@@ -1,0 +1,111 @@
+"""``import keras_kd as kd`` reaches every subpackage, and loads tfmot only when it is used.
+
+Each check runs in a fresh interpreter (a subprocess), so that nothing the test session or another
+check imported can make an attribute resolve: a lazily loaded subpackage gets an interpreter of its
+own, since accessing one subpackage may import another.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import keras_kd as kd
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SUBPACKAGES = sorted(
+    entry.name
+    for entry in os.scandir(os.path.join(ROOT, "keras_kd"))
+    if os.path.isfile(os.path.join(entry.path, "__init__.py"))
+)
+LAZY = kd._LAZY_SUBPACKAGES
+EAGER = sorted(set(SUBPACKAGES) - set(LAZY)) + ["resilience"]
+TFMOT = "tensorflow_model_optimization"
+TIMEOUT = 180
+
+# Prints, as one JSON line: what a bare import loaded, then what accessing each name of argv gave.
+_PROBE = f"""
+import json, sys
+
+def loaded(module):
+    return any(m == module or m.startswith(module + ".") for m in sys.modules)
+
+import keras_kd as kd
+
+result = {{"tfmot_after_import": loaded("{TFMOT}"), "dir": dir(kd), "names": {{}}}}
+for name in sys.argv[1:]:
+    before = loaded("keras_kd." + name)
+    result["names"][name] = {{
+        "loaded_by_import": before,
+        "module": getattr(kd, name).__name__,
+        "tfmot_after": loaded("{TFMOT}"),
+    }}
+print(json.dumps(result))
+"""
+
+
+def _probe(*names):
+    env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.Popen(
+        [sys.executable, "-c", _PROBE, *names],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def probes():
+    """One interpreter per lazy subpackage (accessed alone) and one for the rest, concurrently."""
+    running = {name: _probe(name) for name in LAZY}
+    running["eager"] = _probe(*EAGER)
+    results = {}
+    try:
+        for key, process in running.items():
+            out, err = process.communicate(timeout=TIMEOUT)
+            assert process.returncode == 0, err[-3000:]
+            results[key] = json.loads(out.strip().splitlines()[-1])
+    finally:
+        for process in running.values():
+            if process.poll() is None:
+                process.kill()
+    return results
+
+
+def test_the_issue_subpackages_are_all_there():
+    expected = {"bridge", "compress", "data", "export", "losses", "report", "schemes", "students"}
+    assert expected - set(SUBPACKAGES) == set()
+
+
+@pytest.mark.parametrize("name", LAZY)
+def test_lazy_subpackage_resolves_after_a_bare_import(probes, name):
+    assert probes[name]["names"][name]["module"] == f"keras_kd.{name}"
+
+
+@pytest.mark.parametrize("name", EAGER)
+def test_other_subpackage_is_imported_with_the_package(probes, name):
+    entry = probes["eager"]["names"][name]
+    # Loaded by `import keras_kd` itself: no earlier access in the probe can have imported it.
+    assert entry["loaded_by_import"] and entry["module"] == f"keras_kd.{name}"
+
+
+def test_bare_import_does_not_load_tfmot(probes):
+    assert [key for key, result in probes.items() if result["tfmot_after_import"]] == []
+    # The probe does see tfmot once it is loaded: kd.compress imports it.
+    assert probes["compress"]["names"]["compress"]["tfmot_after"]
+
+
+def test_dir_lists_every_subpackage(probes):
+    listed = set(probes["eager"]["dir"])
+    assert set(SUBPACKAGES) - listed == set()
+    assert {"Distiller", "keras", "resilience", "__version__"} <= listed
+    assert set(SUBPACKAGES) <= set(kd.__all__)
+
+
+def test_unknown_attribute_raises_attribute_error_naming_it():
+    with pytest.raises(AttributeError, match="'keras_kd' has no attribute 'no_such_subpackage'"):
+        kd.no_such_subpackage  # noqa: B018
