@@ -18,10 +18,14 @@ The suite was fixed before any tuning (issue 18) and is not to be edited to flat
 Every row of a regime starts, for each seed, from the same initial student weights and trains the
 same epochs with the same optimizer (Adam, cosine decay from 3e-3 to 0), and reports the last
 epoch's test accuracy: no selection on the test set. Rows: ``scratch`` (labels only), ``default``
-(``kd.Distiller(student, teacher)`` with no other argument), ``hinton`` (the 2015 reference as in
+(``kd.Distiller(student, teacher)`` with no other argument; when another row has exactly its
+losses, alpha and weights, that row's result is reused, marked ``same_as``: runs are deterministic
+given the seed), ``hinton`` (the 2015 reference as in
 mdistiller: T=4, hard weight 0.1, soft weight 0.9), ``kd_t2`` (T=2, 0.5 / 0.5), ``kd_std`` (the same
 on standardized logits, Sun et al. 2024), ``dkd`` (Zhao et al. 2022), ``dist`` (Huang et al.
-2022) and ``dist_kd`` (DIST plus ``kd_t2``'s KL, each weighted 0.5); and ``patient`` (``kd.recipes.patient_distiller``, Beyer et al. 2022) in the long regimes.
+2022) with its ImageNet setting (T=1) and, as ``dist_t4``, its CIFAR one (T=4, beta=gamma=2); and
+``dist_a01`` (DIST with hard weight 0.1 and DIST weight 0.9); ``dist_kd`` (DIST plus ``kd_t2``'s KL,
+each weighted 0.5); and ``patient`` (``kd.recipes.patient_distiller``, Beyer et al. 2022) in the long regimes.
 
 Results go to ``<output_dir>/<regime>.json`` after every run, so an interrupted run resumes where
 it stopped; the table of every finished regime is written to ``<output_dir>/regimes.md``, printed,
@@ -44,6 +48,7 @@ from absl import app, flags
 import keras_kd as kd
 from examples import common_flags
 from examples.models import make_mlp, make_student, make_teacher
+from examples.regimes_table import summarize
 from keras_kd import keras, recipes
 from keras_kd._compat import tf
 from keras_kd.report import describe_machine
@@ -63,24 +68,50 @@ REGIMES = {
     "holdout_digits_mlp": ("digits", ("mlp32",), 32, 0, 40),
 }
 HOLDOUT_METHODS = ("scratch", "default", "hinton")
+SUITE = tuple(name for name in REGIMES if not name.startswith("holdout_"))
 LONG_REGIMES = ("fashion_5k_150", "fashion_60k_40")
-METHODS = ("scratch", "default", "hinton", "kd_t2", "kd_std", "dkd", "dist", "dist_kd", "patient")
+METHODS = (
+    "scratch",
+    "default",
+    "hinton",
+    "kd_t2",
+    "kd_std",
+    "dkd",
+    "dist",
+    "dist_kd",
+    "dist_t4",
+    "dist_a01",
+    "patient",
+)
 TEACHER_EPOCHS = {"fashion_mnist": 15, "mnist1d": 100, "digits": 30}
 LEARNING_RATE = 3e-3
 
-_REGIMES = flags.DEFINE_list(
-    "regimes", [r for r in REGIMES if not r.startswith("holdout_")], "Regimes to run, in order."
-)
+_REGIMES = flags.DEFINE_list("regimes", list(SUITE), "Regimes to run, in order.")
 _METHODS = flags.DEFINE_list(
     "regime_methods", list(METHODS), "Rows to run (scratch is always run)."
 )
+_STUDENTS = flags.DEFINE_list(
+    "regime_students", [], "Run only these students of each regime (empty: all of them)."
+)
+_REPORT_ONLY = flags.DEFINE_bool(
+    "report_only", False, "Train nothing: print the table of the results already in --output_dir."
+)
 _THREADS = flags.DEFINE_integer(
-    "threads", 0, "TensorFlow intra-op threads (0: TensorFlow's choice, one per core).", lower_bound=0
+    "threads",
+    0,
+    "TensorFlow intra-op threads (0: TensorFlow's choice, one per core).",
+    lower_bound=0,
 )
 flags.register_validator(
     "regimes",
     lambda names: bool(names) and set(names) <= set(REGIMES),
     message=f"--regimes must be names from {list(REGIMES)}",
+)
+_KINDS = sorted({kind for regime in REGIMES.values() for kind in regime[1]})
+flags.register_validator(
+    "regime_students",
+    lambda names: set(names) <= set(_KINDS),
+    message=f"--regime_students must be names from {_KINDS}",
 )
 flags.register_validator(
     "regime_methods",
@@ -111,22 +142,24 @@ def _student(kind, input_shape, classes):
     return make_student(input_shape, classes, width=16)
 
 
+_L = kd.losses
+# Each row's Distiller arguments: (losses factory, alpha), fixed with the suite before tuning.
+ROWS = {
+    "default": (None, None),
+    "hinton": (lambda: [_L.LogitsKD(temperature=4.0)], 0.1),
+    "kd_t2": (lambda: [_L.LogitsKD(temperature=2.0)], 0.5),
+    "kd_std": (lambda: [_L.LogitsKD(temperature=2.0, standardize=True)], 0.5),
+    "dkd": (lambda: [_L.DKD()], 0.5),
+    "dist": (lambda: [_L.DIST()], 0.5),
+    "dist_kd": (lambda: [_L.DIST(), _L.LogitsKD(temperature=2.0)], 0.5),
+    "dist_t4": (lambda: [_L.DIST(beta=2.0, gamma=2.0, temperature=4.0)], 0.5),
+    "dist_a01": (lambda: [_L.DIST()], 0.1),
+}
+
+
 def _distiller_args(method):
-    """The Distiller arguments of each row (fixed with the suite, before tuning)."""
-    losses = kd.losses
-    if method == "default":
-        return {}
-    if method == "hinton":
-        return {"losses": [losses.LogitsKD(temperature=4.0)], "alpha": 0.1}
-    if method == "kd_t2":
-        return {"losses": [losses.LogitsKD(temperature=2.0)], "alpha": 0.5}
-    if method == "kd_std":
-        return {"losses": [losses.LogitsKD(temperature=2.0, standardize=True)], "alpha": 0.5}
-    if method == "dkd":
-        return {"losses": [losses.DKD()], "alpha": 0.5}
-    if method == "dist":
-        return {"losses": [losses.DIST()], "alpha": 0.5}
-    return {"losses": [losses.DIST(), losses.LogitsKD(temperature=2.0)], "alpha": 0.5}
+    make_losses, alpha = ROWS[method]
+    return {} if make_losses is None else {"losses": make_losses(), "alpha": alpha}
 
 
 def load_teacher(dataset, x, y, output_dir, verbose):
@@ -150,6 +183,28 @@ def load_teacher(dataset, x, y, output_dir, verbose):
     )
     teacher.save(path)
     return teacher
+
+
+def _configuration(method, student, teacher):
+    if method in ("scratch", "patient"):
+        return None
+    distiller = kd.Distiller(student, teacher, **_distiller_args(method))
+    losses = [
+        (type(loss).__name__, {k: v for k, v in loss.get_config().items() if k != "name"})
+        for loss in distiller.distillation_losses
+    ]
+    return losses, distiller.alpha, list(distiller.loss_weights)
+
+
+def _same_configuration(method, rows, student, teacher):
+    """The row that trains exactly as ``default`` does (same losses, alpha, weights), if any."""
+    if method != "default":
+        return None
+    mine = _configuration(method, student, teacher)
+    for other in rows:
+        if other != method and _configuration(other, student, teacher) == mine:
+            return other
+    return None
 
 
 def train_row(method, initial, teacher, data, epochs, batch_size, seed, verbose):
@@ -184,7 +239,9 @@ def train_row(method, initial, teacher, data, epochs, batch_size, seed, verbose)
     return history.history["val_accuracy"]
 
 
-def run_regime(name, method_names, seeds, output_dir, dataset_override=None, verbose=0):
+def run_regime(
+    name, method_names, seeds, output_dir, dataset_override=None, verbose=0, only_students=()
+):
     """Runs (or resumes) one regime; returns its results dict, also saved as ``<regime>.json``."""
     dataset, students, batch_size, train_size, epochs = REGIMES[name]
     dataset = dataset_override if dataset_override and dataset == "fashion_mnist" else dataset
@@ -206,7 +263,7 @@ def run_regime(name, method_names, seeds, output_dir, dataset_override=None, ver
     rows = [m for m in rows if m != "patient" or name in LONG_REGIMES]
     if name.startswith("holdout_"):
         rows = [m for m in rows if m in HOLDOUT_METHODS]
-    for kind in students:
+    for kind in [k for k in students if not only_students or k in only_students]:
         classes = int(y_all.max()) + 1
         for seed in range(seeds):
             keras.utils.set_random_seed(seed + 1)
@@ -218,6 +275,15 @@ def run_regime(name, method_names, seeds, output_dir, dataset_override=None, ver
             for method in rows:
                 cell = result["rows"].setdefault(f"{kind}/{method}", {})
                 if str(seed) in cell:
+                    continue
+                twin = _same_configuration(method, rows, initial, teacher)
+                if twin and str(seed) in result["rows"].get(f"{kind}/{twin}", {}):
+                    # Runs are deterministic given the seed: the default's twin row is its result.
+                    cell[str(seed)] = {
+                        **result["rows"][f"{kind}/{twin}"][str(seed)],
+                        "same_as": twin,
+                    }
+                    _save(result, path)
                     continue
                 start = time.perf_counter()
                 curve = train_row(method, initial, teacher, data, epochs, batch_size, seed, verbose)
@@ -238,57 +304,21 @@ def _save(result, path):
     os.replace(temporary, path)
 
 
-def summarize(results):
-    """Markdown table of every regime: mean ± std of last-epoch accuracy, and the gain on scratch."""
-    lines = [
-        "| regime | student | row | accuracy (mean ± std) | vs scratch (pt) | seeds |",
-        "|---|---|---|---|---|---|",
-    ]
-    summary = {}
-    for result in results:
-        scratch = {}
-        for key, cells in result["rows"].items():
-            kind, method = key.split("/")
-            accuracies = np.array([cells[s]["accuracy"] for s in sorted(cells)])
-            if method == "scratch":
-                scratch[kind] = accuracies
-        for key, cells in result["rows"].items():
-            kind, method = key.split("/")
-            accuracies = np.array([cells[s]["accuracy"] for s in sorted(cells)])
-            base = scratch.get(kind)
-            n = min(len(accuracies), len(base)) if base is not None else 0
-            gain = 100 * float(np.mean(accuracies[:n] - base[:n])) if n else float("nan")
-            summary[f"{result['regime']}/{key}"] = {
-                "mean": float(accuracies.mean()),
-                "std": float(accuracies.std()),
-                "gain_pt": gain,
-                "seeds": len(accuracies),
-            }
-            lines.append(
-                f"| {result['regime']} | {kind} | {method} | {accuracies.mean():.4f} ± "
-                f"{accuracies.std():.4f} | {gain:+.2f} | {len(accuracies)} |"
-            )
-        teacher = result["teacher"]
-        lines.append(
-            f"| {result['regime']} | teacher | ({teacher['macs']:,} MACs) | "
-            f"{teacher['accuracy']:.4f} | | |"
-        )
-    return "\n".join(lines), summary
-
-
 def run(
-    regimes=tuple(REGIMES),
+    regimes=SUITE,
     method_names=METHODS,
     seeds=3,
     output_dir="keras_kd_runs/regimes",
     dataset=None,
     verbose=0,
+    students=(),
+    report_only=False,
 ):
     """Runs the regimes and writes the table; returns ``{"table", "summary", "machine"}``."""
     os.makedirs(output_dir, exist_ok=True)
     start = time.perf_counter()
-    for name in regimes:
-        run_regime(name, method_names, seeds, output_dir, dataset, verbose)
+    for name in () if report_only else regimes:
+        run_regime(name, method_names, seeds, output_dir, dataset, verbose, students)
     results = []
     for name in REGIMES:
         path = os.path.join(output_dir, f"{name}.json")
@@ -297,13 +327,26 @@ def run(
                 results.append(json.load(file))
     table, summary = summarize(results)
     machine = describe_machine()
+    train_seconds = sum(
+        cell["seconds"]
+        for result in results
+        for cells in result["rows"].values()
+        for cell in cells.values()
+        if "same_as" not in cell
+    )
+    footer = (
+        f"Machine: {machine['cpu']}, {machine['cores']} cores. Training time of these results: "
+        f"{train_seconds / 3600:.1f} h (sum of the runs' wall times)."
+    )
+    table = f"{table}\n\n{footer}"
     with open(os.path.join(output_dir, "regimes.md"), "w", encoding="utf-8") as file:
-        file.write(table + f"\n\nMachine: {machine['cpu']}, {machine['cores']} cores.\n")
+        file.write(table + "\n")
     return {
         "table": table,
         "summary": summary,
         "machine": machine,
         "seconds": round(time.perf_counter() - start, 1),
+        "train_seconds": round(train_seconds, 1),
     }
 
 
@@ -321,9 +364,11 @@ def main(argv):
         output_dir.value if output_dir.present else "keras_kd_runs/regimes",
         common_flags.DATASET.value if common_flags.DATASET.present else None,
         common_flags.keras_verbosity(),
+        _STUDENTS.value,
+        _REPORT_ONLY.value,
     )
     print(result["table"])
-    print(json.dumps({k: result[k] for k in ("summary", "machine", "seconds")}))
+    print(json.dumps({k: result[k] for k in ("summary", "machine", "seconds", "train_seconds")}))
 
 
 if __name__ == "__main__":

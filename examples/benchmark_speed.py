@@ -1,15 +1,29 @@
-r"""What distillation costs over training the student alone: live teacher vs cached teacher outputs.
+r"""What distillation costs over training the student alone: live, cached and replayed teachers.
 
     python -m examples.benchmark_speed --dataset=fashion_mnist
+    python -m examples.benchmark_speed --speed=false --accuracy_epochs=150 --seeds=3  # accuracy only
 
 Measured in one run, each mode in its own subprocess (so peak memory is per mode):
 (a) the student trained alone, (b) the Distiller with the teacher live on every step, (c) the
-Distiller with cached teacher outputs, after (d) its one-time teacher pass over the training set.
-Seconds per epoch are the median over the epochs after the first (which includes tracing); peak
-memory is the largest resident set size sampled at batch ends during training (the data arrays, the
-same in every mode, included; for (c) the cache too). The
-teacher has about 100x the student's multiply-accumulates. The last line is JSON with
-``student_s``, ``live_s``, ``cached_s``, ``teacher_pass_s``, ``live_ratio`` and ``cached_ratio``.
+Distiller with cached teacher outputs, after (d) its one-time teacher pass over the training set;
+with consistent-teaching augmentation (``kd.recipes.patient_distiller``: shifts, flips, MixUp;
+Beyer et al. 2022), (e) the teacher live on every augmented batch and (f) replayed views
+(``replay_views=K`` for each K of ``--replay_views``; Shen & Xing 2022, "A Fast Knowledge
+Distillation Framework for Visual Recognition"), with the one-time cost of their K teacher passes;
+(g) the teacher's pass over the training set in float32, in bfloat16 and with XLA, and the student
+epoch under the ``mixed_bfloat16`` policy. Seconds per epoch are the median over the epochs after
+the first (which includes tracing); peak memory is the largest resident set size sampled at batch
+ends during training (the data arrays, the same in every mode, included; for (c) and (f) the stored
+outputs too). The teacher has about 100x the student's multiply-accumulates.
+
+The accuracy part (``--accuracy_epochs`` > 0) distills the student on the first
+``--accuracy_train_size`` images for ``--accuracy_epochs`` epochs with the live teacher and with
+replayed views (the largest K), from the same initial weights, for ``--seeds`` seeds, and reports
+the test accuracy of each.
+
+The last line is JSON with ``student_s``, ``live_s``, ``cached_s``, ``teacher_pass_s``,
+``live_ratio``, ``cached_ratio``, ``live_augmented_ratio`` and ``replay_ratio`` (K = 16, or the
+largest K), each relative to the student-alone epoch, and the CPU it ran on.
 Keras trains silently whatever ``--verbose`` says: progress output would be timed too.
 """
 
@@ -23,16 +37,24 @@ if not __package__:  # python examples/<name>.py: import the package as `python 
 import json
 import subprocess
 import tempfile
-import time
 
-import numpy as np
 from absl import app, flags, logging
 
-import keras_kd as kd
 from examples import common_flags
+from examples.benchmark_speed_modes import accuracy, count_macs, hard_loss, load_data, run_mode
 from examples.models import make_student, make_teacher
 from keras_kd import keras
+from keras_kd.report import describe_machine
 
+MODES = (
+    "student",
+    "live",
+    "cached",
+    "live_augmented",
+    "replay",
+    "student_bfloat16",
+    "teacher_pass",
+)
 common_flags.set_defaults(
     dataset="fashion_mnist",
     train_size=0,
@@ -41,6 +63,8 @@ common_flags.set_defaults(
     teacher_width=96,
     student_width=8,
     seed=0,
+    seeds=3,
+    teacher_epochs=1,
 )
 _JIT_COMPILE = flags.DEFINE_bool(
     "jit_compile", False, "Compile every mode's training step with XLA (the same for all modes)."
@@ -48,11 +72,29 @@ _JIT_COMPILE = flags.DEFINE_bool(
 _MODE = flags.DEFINE_enum(
     "mode",
     "all",
-    ["all", "student", "live", "cached"],
+    ["all", *MODES],
     "Internal: run one mode and print its JSON.",
+)
+_REPLAY_VIEWS = flags.DEFINE_list(
+    "replay_views", ["1", "4", "16"], "Views per example K of the replayed-views modes."
+)
+_SPEED = flags.DEFINE_bool("speed", True, "Measure seconds per epoch, memory and teacher passes.")
+_ACCURACY_EPOCHS = flags.DEFINE_integer(
+    "accuracy_epochs",
+    150,
+    "Epochs of the live-vs-replay accuracy part (0: skip it).",
+    lower_bound=0,
+)
+_ACCURACY_TRAIN_SIZE = flags.DEFINE_integer(
+    "accuracy_train_size", 5000, "Training images of the accuracy part.", lower_bound=1
 )
 _WORK_DIR = flags.DEFINE_string(
     "work_dir", "", "Internal: where the teacher and initial student are kept."
+)
+flags.register_validator(
+    "replay_views",
+    lambda values: bool(values) and all(v.isdigit() and int(v) >= 1 for v in values),
+    message="--replay_views must be a comma-separated list of integers >= 1",
 )
 flags.register_multi_flags_validator(
     ["mode", "work_dir"],
@@ -61,80 +103,18 @@ flags.register_multi_flags_validator(
 )
 
 
-def count_macs(model):
-    """Multiply-accumulates of one forward pass through the Dense and Conv layers of ``model``."""
-    total = 0
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Dense):
-            total += int(np.prod(layer.kernel.shape))
-        elif isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D)):
-            total += int(np.prod(layer.kernel.shape)) * int(np.prod(layer.output.shape[1:-1]))
-    return total
-
-
-def _rss_mb():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-class _EpochTimer(keras.callbacks.Callback):
-    """Seconds per epoch, and the peak resident memory sampled at every batch end."""
-
-    def __init__(self, peak_mb=0.0):
-        super().__init__()
-        self.peak_mb = peak_mb
-
-    def on_train_begin(self, logs=None):
-        self.seconds = []
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.peak_mb = max(self.peak_mb, _rss_mb())
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
-
-
-def _data(dataset, train_size):
-    (x, y), (xt, yt) = kd.data.load(dataset)
-    if train_size:
-        x, y = x[:train_size], y[:train_size]
-    return (x, y), (xt, yt)
-
-
-def _loss():
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-
-def run_mode(mode, dataset, train_size, epochs, batch_size, seed, work_dir, jit_compile=False):
-    """Trains one mode from the saved teacher and initial student; returns its measurements."""
-    (x, y), (xt, yt) = _data(dataset, train_size)
-    student = keras.models.load_model(os.path.join(work_dir, "student.keras"))
-    keras.utils.set_random_seed(seed)
-    result = {"mode": mode, "data_rss_mb": _rss_mb()}
-    if mode == "student":
-        model = student
-        model.compile(
-            keras.optimizers.Adam(3e-3), _loss(), metrics=["accuracy"], jit_compile=jit_compile
-        )
-    else:
-        teacher = keras.models.load_model(os.path.join(work_dir, "teacher.keras"))
-        model = kd.Distiller(student, teacher, cache_teacher=(mode == "cached"))
-        model.compile(
-            keras.optimizers.Adam(3e-3), _loss(), metrics=["accuracy"], jit_compile=jit_compile
-        )
-    if mode == "cached":
-        start = time.perf_counter()
-        model._teacher_cache.annotate(x, batch_size=max(batch_size, 256))
-        result["teacher_pass_s"] = time.perf_counter() - start
-    timer = _EpochTimer(peak_mb=_rss_mb())
-    model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, callbacks=[timer])
-    result["epoch_s"] = float(np.median(timer.seconds[1:]))
-    result["accuracy"] = float(model.evaluate(xt, yt, verbose=0)[1])
-    result["peak_rss_mb"] = timer.peak_mb
-    return result
+def _subprocess(mode, work_dir, args, **extra):
+    """Runs one mode in a fresh interpreter and returns its JSON."""
+    values = {**args, "mode": mode, "work_dir": work_dir, **extra}
+    command = [sys.executable, "-m", "examples.benchmark_speed"]
+    command += [
+        f"--{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in values.items()
+    ]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"mode {mode} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def run(
@@ -146,59 +126,127 @@ def run(
     student_width=8,
     seed=0,
     jit_compile=False,
+    replay_views=(1, 4, 16),
+    speed=True,
+    accuracy_epochs=0,
+    accuracy_train_size=5000,
+    seeds=3,
+    teacher_epochs=1,
 ):
     """Prepares a teacher and a student, measures each mode in a subprocess, returns the summary."""
-    (x, y), _ = _data(dataset, train_size)
+    (x, y), _ = load_data(dataset, train_size)
     classes = int(y.max()) + 1
     keras.utils.set_random_seed(seed)
     teacher = make_teacher(x.shape[1:], classes, width=teacher_width)
     student = make_student(x.shape[1:], classes, width=student_width)
-    teacher.compile(keras.optimizers.Adam(1e-3), _loss())
-    logging.info("Training the teacher for one epoch")
-    teacher.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
+    teacher.compile(keras.optimizers.Adam(1e-3), hard_loss())
+    logging.info("Training the teacher for %d epochs", teacher_epochs)
+    teacher.fit(x, y, batch_size=batch_size, epochs=teacher_epochs, verbose=0)
     summary = {
         "teacher_macs": count_macs(teacher),
         "student_macs": count_macs(student),
         "train_examples": len(x),
         "jit_compile": jit_compile,
+        **describe_machine(),
     }
-    with tempfile.TemporaryDirectory() as work_dir:
-        teacher.save(os.path.join(work_dir, "teacher.keras"))
-        student.save(os.path.join(work_dir, "student.keras"))
-        for mode in ("student", "live", "cached"):
-            logging.info("Measuring mode %s", mode)
-            command = [
-                sys.executable,
-                "-m",
-                "examples.benchmark_speed",
-                f"--mode={mode}",
-                f"--work_dir={work_dir}",
-                f"--dataset={dataset}",
-                f"--train_size={train_size}",
-                f"--epochs={epochs}",
-                f"--batch_size={batch_size}",
-                f"--seed={seed}",
-                f"--jit_compile={jit_compile}",
-            ]
-            root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-            done = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
-            if done.returncode != 0:
-                raise RuntimeError(f"mode {mode} failed:\n{done.stderr[-3000:]}")
-            summary[mode] = json.loads(done.stdout.strip().splitlines()[-1])
-    student_s, live_s, cached_s = (summary[m]["epoch_s"] for m in ("student", "live", "cached"))
-    teacher_pass_s = summary["cached"]["teacher_pass_s"]
-    summary.update(
-        student_s=student_s,
-        live_s=live_s,
-        cached_s=cached_s,
-        teacher_pass_s=teacher_pass_s,
-        live_ratio=live_s / student_s,
-        cached_ratio=cached_s / student_s,
-        live_vs_student_plus_pass=live_s / (student_s + teacher_pass_s),
-        memory_ratio=summary["cached"]["peak_rss_mb"] / summary["student"]["peak_rss_mb"],
-        macs_ratio=summary["teacher_macs"] / summary["student_macs"],
-    )
+    args = {
+        "dataset": dataset,
+        "train_size": train_size,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "seed": seed,
+        "jit_compile": jit_compile,
+    }
+    views = [int(v) for v in replay_views]
+    if speed:
+        with tempfile.TemporaryDirectory() as work_dir:
+            teacher.save(os.path.join(work_dir, "teacher.keras"))
+            student.save(os.path.join(work_dir, "student.keras"))
+            for mode in MODES:
+                for k in views if mode == "replay" else [None]:
+                    name = mode if k is None else f"replay{k}"
+                    logging.info("Measuring mode %s", name)
+                    extra = {} if k is None else {"replay_views": k}
+                    summary[name] = _subprocess(mode, work_dir, args, **extra)
+        summary.update(_ratios(summary, views))
+    if accuracy_epochs:
+        summary["accuracy"] = accuracy(
+            teacher,
+            student,
+            dataset,
+            accuracy_train_size,
+            accuracy_epochs,
+            batch_size,
+            seeds,
+            max(views),
+        )
     return summary
+
+
+def _ratios(s, views):
+    student_s = s["student"]["epoch_s"]
+    live_s, cached_s = s["live"]["epoch_s"], s["cached"]["epoch_s"]
+    teacher_pass_s = s["cached"]["teacher_pass_s"]
+    k = 16 if 16 in views else max(views)
+    return {
+        "student_s": student_s,
+        "live_s": live_s,
+        "cached_s": cached_s,
+        "teacher_pass_s": teacher_pass_s,
+        "live_ratio": live_s / student_s,
+        "cached_ratio": cached_s / student_s,
+        "live_vs_student_plus_pass": live_s / (student_s + teacher_pass_s),
+        "memory_ratio": s["cached"]["peak_rss_mb"] / s["student"]["peak_rss_mb"],
+        "macs_ratio": s["teacher_macs"] / s["student_macs"],
+        "live_augmented_s": s["live_augmented"]["epoch_s"],
+        "live_augmented_ratio": s["live_augmented"]["epoch_s"] / student_s,
+        "replay_views": k,
+        "replay_s": s[f"replay{k}"]["epoch_s"],
+        "replay_ratio": s[f"replay{k}"]["epoch_s"] / student_s,
+        "replay_teacher_s": s[f"replay{k}"]["teacher_s"],
+        "replay_memory_ratio": s[f"replay{k}"]["peak_rss_mb"] / s["student"]["peak_rss_mb"],
+        "student_bfloat16_ratio": s["student_bfloat16"]["epoch_s"] / student_s,
+        **{k2: v for k2, v in s["teacher_pass"].items() if k2.startswith(("teacher_pass_", "bf"))},
+    }
+
+
+def _print_tables(s):
+    print(f"CPU: {s['cpu']} ({s['cores']} cores, AMX: {s['amx']})")
+    if "student" in s:
+        print(
+            f"teacher/student multiply-accumulates: {s['macs_ratio']:.0f}x ({s['train_examples']} training examples)"
+        )
+        print("| mode | s/epoch | vs student | peak RSS MB | test accuracy | one-time teacher s |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        rows = [
+            ("student", "(a) student alone"),
+            ("live", "(b) Distiller, live teacher"),
+            ("cached", "(c) Distiller, cached teacher"),
+            ("live_augmented", "(e) consistent views, live teacher"),
+            *[
+                (k, f"(f) consistent views, replayed K={s[k]['views']}")
+                for k in s
+                if k.startswith("replay") and isinstance(s[k], dict)
+            ],
+            ("student_bfloat16", "(g) student alone, mixed_bfloat16"),
+        ]
+        for mode, label in rows:
+            m = s[mode]
+            once = m.get("teacher_pass_s", m.get("teacher_s"))
+            print(
+                f"| {label} | {m['epoch_s']:.2f} | {m['epoch_s'] / s['student_s']:.2f}x | {m['peak_rss_mb']:.0f} | {m['accuracy']:.4f} | {'' if once is None else f'{once:.1f}'} |"
+            )
+        p = s["teacher_pass"]
+        print(
+            f"(g) teacher pass over the training set: float32 {p['teacher_pass_float32_s']:.2f} s, bfloat16 {p['teacher_pass_bfloat16_s']:.2f} s "
+            f"(top-1 agreement {p['bfloat16_top1_agreement']:.4f}), XLA {p['teacher_pass_xla_s']:.2f} s"
+        )
+    if "accuracy" in s:
+        a = s["accuracy"]
+        print(
+            f"accuracy after {a['epochs']} epochs on {a['train_size']} images over {len(a['live'])} seeds: live {a['live_mean']:.4f} +- {a['live_std']:.4f}, "
+            f"replay K={a['views']} {a['replay_mean']:.4f} +- {a['replay_std']:.4f}"
+        )
 
 
 def main(argv):
@@ -217,30 +265,27 @@ def main(argv):
         "seed": common_flags.SEED.value,
         "jit_compile": _JIT_COMPILE.value,
     }
+    views = [int(v) for v in _REPLAY_VIEWS.value]
     if _MODE.value != "all":
-        print(json.dumps(run_mode(_MODE.value, work_dir=_WORK_DIR.value, **args)))
+        result = run_mode(_MODE.value, work_dir=_WORK_DIR.value, replay_views=views[0], **args)
+        print(json.dumps(result))
         return
     s = run(
         teacher_width=common_flags.TEACHER_WIDTH.value,
         student_width=common_flags.STUDENT_WIDTH.value,
+        replay_views=views,
+        speed=_SPEED.value,
+        accuracy_epochs=_ACCURACY_EPOCHS.value,
+        accuracy_train_size=_ACCURACY_TRAIN_SIZE.value,
+        seeds=common_flags.SEEDS.value,
+        teacher_epochs=common_flags.TEACHER_EPOCHS.value,
         **args,
     )
-    print(
-        f"teacher/student multiply-accumulates: {s['macs_ratio']:.0f}x ({s['train_examples']} training examples)"
-    )
-    print("| mode | s/epoch | vs student | peak RSS MB | test accuracy |")
-    print("| --- | --- | --- | --- | --- |")
-    for mode, label in (
-        ("student", "(a) student alone"),
-        ("live", "(b) Distiller, live teacher"),
-        ("cached", "(c) Distiller, cached teacher"),
-    ):
-        m = s[mode]
-        print(
-            f"| {label} | {m['epoch_s']:.2f} | {m['epoch_s'] / s['student_s']:.2f}x | {m['peak_rss_mb']:.0f} | {m['accuracy']:.4f} |"
-        )
-    print(f"| (d) one teacher pass (cache build) | {s['teacher_pass_s']:.2f} | | | |")
-    print(json.dumps({k: v for k, v in s.items() if not isinstance(v, dict)}))
+    _print_tables(s)
+    flat = {k: v for k, v in s.items() if not isinstance(v, dict)}
+    if "accuracy" in s:
+        flat.update({f"accuracy_{k}": v for k, v in s["accuracy"].items()})
+    print(json.dumps(flat))
 
 
 if __name__ == "__main__":

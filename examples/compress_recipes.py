@@ -40,7 +40,9 @@ def make_train_fn(
     distill_losses=None,
     cosine=False,
 ):
-    """Returns ``train_fn(model)``, which distills ``model`` (or fits it on the labels alone).
+    """Returns ``train_fn(model, rate=None)``, which distills ``model`` (or fits it on the labels).
+
+    ``rate`` overrides ``learning_rate`` for one call.
 
     ``callbacks`` is a list of Keras callbacks or a function ``model -> list`` called per
     ``train_fn`` call; each fit's ``History.history`` is appended to ``histories`` when given.
@@ -51,7 +53,8 @@ def make_train_fn(
     """
     steps = epochs * math.ceil(len(x) / batch_size)
 
-    def train_fn(model):
+    def train_fn(model, rate=None):
+        rate = learning_rate if rate is None else rate
         if distill:
             losses = distill_losses() if distill_losses else [kd.losses.LogitsKD(temperature)]
             trainer = kd.Distiller(model, teacher, losses=losses, alpha=alpha)
@@ -59,11 +62,8 @@ def make_train_fn(
         else:
             trainer, extra = model, compress.training_callbacks(model)
         given = callbacks(model) if callable(callbacks) else list(callbacks or [])
-        rate = (
-            keras.optimizers.schedules.CosineDecay(learning_rate, steps)
-            if cosine
-            else learning_rate
-        )
+        if cosine:
+            rate = keras.optimizers.schedules.CosineDecay(rate, steps)
         trainer.compile(keras.optimizers.Adam(rate), _loss(), metrics=["accuracy"])
         history = trainer.fit(
             x, y, epochs=epochs, batch_size=batch_size, verbose=verbose, callbacks=given + extra
@@ -73,6 +73,45 @@ def make_train_fn(
         return history
 
     return train_fn
+
+
+def calibrate_ranges(quantized, model, x, examples=1024):
+    """Starts each activation range of a QAT model at ``model``'s range on ``x`` (in place).
+
+    tfmot starts every moving-average activation range at [-6, 6] and moves it 0.1 % a step
+    towards what it sees, so a model whose activations are far smaller (a student distilled by a
+    scale-free loss such as DIST has logits of about 0.1) trains for hundreds of steps with its
+    outputs rounded to a few int8 levels, and can collapse. Calibrating the ranges first, as
+    post-training quantization does, starts QAT where the float model is (Jacob et al. 2018, who
+    also start from a trained float model). Kernel ranges are left alone: tfmot sets them from
+    the weights at every step.
+
+    Args:
+        quantized: The model returned by ``keras_kd.compress.quantize(model)``.
+        model: The float model it was made from (same layer names).
+        x: Training inputs; the first ``examples`` are run through ``model``.
+        examples: How many inputs to calibrate on.
+
+    Returns:
+        ``quantized``, its ranges set.
+    """
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    probe = keras.Model(model.inputs, [layer.output for layer in layers])
+    outputs = probe.predict(x[:examples], batch_size=256, verbose=0)
+    ranges = {
+        layer.name: (min(0.0, float(np.min(out))), max(0.0, float(np.max(out))))
+        for layer, out in zip(layers, outputs if len(layers) > 1 else [outputs], strict=True)
+    }
+    for wrapper in quantized.layers:
+        inner = getattr(wrapper, "layer", None)
+        if inner is None or inner.name not in ranges:
+            continue
+        for weight in wrapper.weights:
+            short = weight.name.split("/")[-1].split(":")[0]
+            if short.endswith(("_min", "_max")) and not short.startswith("kernel"):
+                bound = ranges[inner.name][short.endswith("_max")]
+                weight.assign(np.full(weight.shape, bound, dtype=weight.dtype.as_numpy_dtype))
+    return quantized
 
 
 def apply_methods(
@@ -87,16 +126,21 @@ def apply_methods(
     m_by_n=None,
     strip_last=True,
     prune_end=0.7,
-    prune_first=True,
+    keep_first_last=False,
+    calibration_data=None,
+    qat_learning_rate=None,
 ):
     """Applies ``methods`` in the order of METHODS, fine-tuning with ``train_fn`` after each step.
 
     ``steps`` is the number of training steps of one ``train_fn`` call (for the pruning
     schedule): magnitude pruning rises polynomially to ``sparsity`` over the first ``prune_end``
     of them, in about 20 mask updates, and the rest of the fine-tuning recovers at that sparsity
-    (Zhu & Gupta 2017); with ``prune_first=False`` the first layer with weights is left dense
-    (tfmot's advice: its few weights per channel are the most sensitive). ``m_by_n`` replaces
-    magnitude pruning by ``(m, n)`` structured pruning.
+    (Zhu & Gupta 2017); with ``keep_first_last`` the first and last layers with weights stay
+    dense (the first has few weights per channel, the last few per class: the most sensitive, as
+    ``keras_kd.compress.quantize`` keeps them 8-bit). ``m_by_n`` replaces magnitude pruning by
+    ``(m, n)`` structured pruning. With ``calibration_data`` the QAT activation ranges start at
+    the float model's (``calibrate_ranges``) rather than tfmot's [-6, 6], and
+    ``qat_learning_rate`` (default: ``train_fn``'s) fine-tunes the QAT step.
     Before pruning-preserving QAT, convolution channels that pruning emptied get one tiny weight
     (``keras_kd.compress.pruning.fill_empty_channels``), or their int8 export is wrong.
     Returns the stripped model; with ``strip_last=False`` the last step's wrappers stay (for a
@@ -115,7 +159,7 @@ def apply_methods(
             if m_by_n is None:
                 end_step = frequency * (end // frequency)
                 weighted = [layer.name for layer in model.layers if layer.weights]
-                layers = None if prune_first else weighted[1:]
+                layers = weighted[1:-1] if keep_first_last and len(weighted) > 2 else None
                 model = compress.prune(
                     model, sparsity, end_step=end_step, frequency=frequency, layers=layers
                 )
@@ -136,10 +180,13 @@ def apply_methods(
         else:
             if pruned and not clustered:
                 model = fill_empty_channels(model)
+            float_model = model
             model = compress.quantize(
                 model, preserve="clusters" if clustered else ("sparsity" if pruned else None)
             )
-        train_fn(model)
+            if calibration_data is not None:
+                calibrate_ranges(model, float_model, calibration_data)
+        train_fn(model, qat_learning_rate if method == "qat" else None)
         if strip_last or index < len(ordered) - 1:
             model = compress.strip(model)
     return model

@@ -244,12 +244,10 @@ def run(
 
 def _export(early, width_models, widths, x_test, y_test, output_dir):
     """Converts the all-exits model, each exit depth and each width; checks each in LiteRT."""
-    from ai_edge_litert.interpreter import Interpreter
-
     files = {}
     exits_model = early.exits_model()
     path = kd.export.to_tflite(exits_model, os.path.join(output_dir, "exits.tflite"))
-    interpreter = Interpreter(model_path=path)
+    interpreter = kd.export.interpreter(path)
     detail = interpreter.get_input_details()[0]
     interpreter.resize_tensor_input(detail["index"], [len(x_test), *x_test.shape[1:]])
     interpreter.allocate_tensors()

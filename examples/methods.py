@@ -3,13 +3,15 @@
 Each distillation method is the Hinton soft-target loss (``LogitsKD``) plus, for feature and
 relational methods, the method's own loss with a weight that trains stably on the example models
 (papers' weights were set for other feature sizes; see each loss's docstring). DKD replaces
-``LogitsKD`` and, as in its paper, keeps the full cross-entropy on labels.
+``LogitsKD`` and, as in its paper, keeps the full cross-entropy on labels; DIST replaces it too,
+with ``alpha`` on the labels. ``METHODS`` are the names of ``keras_kd.losses.get`` except
+``multi_kd``, which needs several teachers (``--scheme=multi_teacher``).
 """
 
 from examples.models import make_teacher
 from keras_kd import keras, losses, schemes
 
-METHODS = ("kd", "dkd", "fitnet", "at", "fsp", "nst", "rkd", "sp", "pkt", "cc")
+METHODS = ("kd", "dkd", "dist", "fitnet", "at", "fsp", "nst", "rkd", "sp", "pkt", "cc")
 SCHEMES = (
     "none",
     "mutual_learning",
@@ -74,7 +76,8 @@ def make_losses(method, temperature, alpha, pairs=None, loss_weight=None):
         alpha: Weight of the hard-label loss (DKD always uses 1.0, as in its paper).
         pairs: Layer pairs for feature and relational methods (for ``fsp``, consecutive pairs make
             one flow); ``None`` uses the example models' layers.
-        loss_weight: Weight of the method's own loss; ``None`` uses the recipe's.
+        loss_weight: Weight of the method's own loss; ``None`` uses the recipe's (``1 - alpha``
+            for ``dist``, 1.0 for ``dkd``).
 
     Returns:
         Keyword arguments for ``keras_kd.Distiller``.
@@ -94,6 +97,13 @@ def make_losses(method, temperature, alpha, pairs=None, loss_weight=None):
         return {
             "losses": [losses.DKD(temperature=temperature)],
             "alpha": 1.0,
+            "loss_weights": [weight],
+        }
+    if method == "dist":
+        weight = 1.0 - alpha if loss_weight is None else loss_weight
+        return {
+            "losses": [losses.DIST(beta=2.0, gamma=2.0, temperature=temperature)],
+            "alpha": alpha,
             "loss_weights": [weight],
         }
     default_pairs, default_weight = _RECIPES[method]

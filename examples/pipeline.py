@@ -1,6 +1,6 @@
 r"""One pipeline from teacher to device: distill, compress, export, verify, report, choose.
 
-    python -m examples.pipeline                                  # digits, int8, about 1-2 min
+    python -m examples.pipeline                                  # digits, int8, about 2 min
     python -m examples.pipeline --flagfile=examples/configs/watch.cfg
     python -m examples.pipeline --pipeline_methods=kd,at --pipeline_compression=prune,prune+qat \
         --max_bytes=20000 --tensorboard_dir=/tmp/kd_logs
@@ -92,11 +92,14 @@ _PIPELINE_TARGET = flags.DEFINE_enum(
 _PIPELINE_FINETUNE_EPOCHS = flags.DEFINE_integer(
     "pipeline_finetune_epochs", 20, "Epochs after each compression step.", lower_bound=1
 )
+_PIPELINE_QAT_LEARNING_RATE = flags.DEFINE_float(
+    "pipeline_qat_learning_rate", 1e-3, "Adam learning rate of QAT fine-tuning.", lower_bound=0.0
+)
 _PIPELINE_SPARSITY = flags.DEFINE_float(
     "pipeline_sparsity",
-    0.8,
-    "Target sparsity of prune, in every layer with weights but the first (its few weights per "
-    "channel are the most sensitive).",
+    0.7,
+    "Target sparsity of prune, in every layer with weights but the first and the last (the most "
+    "sensitive: few weights per channel, per class).",
     lower_bound=0.0,
     upper_bound=0.99,
 )
@@ -152,6 +155,11 @@ def _recipes_ok(items):
 
 
 flags.register_validator(
+    "pipeline_qat_learning_rate",
+    lambda rate: rate > 0,
+    message="--pipeline_qat_learning_rate must be > 0",
+)
+flags.register_validator(
     "tensorboard_dir",
     lambda path: path is None or (bool(path) and not os.path.isfile(path)),
     message="--tensorboard_dir must be a directory path (not an existing file)",
@@ -192,7 +200,8 @@ def run(
     pipeline_schemes=(),
     compression=("prune", "qat"),
     finetune_epochs=20,
-    sparsity=0.8,
+    qat_learning_rate=1e-3,
+    sparsity=0.7,
     prune_end=0.5,
     clusters=16,
     target="int8",
@@ -246,6 +255,7 @@ def run(
                 parts,
                 epochs=finetune_epochs,
                 learning_rate=learning_rate,
+                qat_learning_rate=qat_learning_rate,
                 sparsity=sparsity,
                 prune_end=prune_end,
                 clusters=clusters,
@@ -289,6 +299,7 @@ def main(argv):
         pipeline_schemes=_PIPELINE_SCHEMES.value,
         compression=_PIPELINE_COMPRESSION.value,
         finetune_epochs=_PIPELINE_FINETUNE_EPOCHS.value,
+        qat_learning_rate=_PIPELINE_QAT_LEARNING_RATE.value,
         sparsity=_PIPELINE_SPARSITY.value,
         prune_end=_PIPELINE_PRUNE_END.value,
         clusters=_PIPELINE_CLUSTERS.value,

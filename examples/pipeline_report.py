@@ -225,7 +225,6 @@ def report_stage(
         limits = ", ".join(f"{k}={v}" for k, v in budget.items() if v) or "none"
         summary = summary_line(chosen, rows["scratch"], rows["teacher"])
         notes = [
-            summary,
             "Accuracy: the exported .tflite in LiteRT on the test split; Keras accuracy: the "
             "stripped Keras model on the same split; agreement: top-1 agreement of the two (a "
             f"candidate below {min_agreement:g} is a broken export and is not chosen); latency: "

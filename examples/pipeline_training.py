@@ -40,7 +40,8 @@ class TrainingStages:
     the same initial weights (seed + 1) and train with the same optimizer and data order
     (seed + 2). Distilled students get the logit term ``logit_loss`` at ``temperature`` and
     ``alpha`` on the labels (``methods.make_losses``, its Hinton term replaced); compressed
-    students are fine-tuned by the same logit term.
+    students are fine-tuned by the same logit term (``compress_recipes.apply_methods``: pruning
+    keeps the first and last layers dense, QAT starts from calibrated activation ranges).
 
     Args:
         runner: The ``StageRunner``.
@@ -83,8 +84,10 @@ class TrainingStages:
         """``(path, upstream stage)`` of a trained model by its candidate name."""
         if name == "teacher":
             return self.runner.path("models/teacher.keras"), "teacher"
-        stage = "scratch" if name == "scratch" else "distill" if name in self.distilled else ""
-        stage = f"{stage}/{name}" if stage == "distill" else stage or f"compress/{name}"
+        if name == "scratch":
+            stage = "scratch"
+        else:
+            stage = f"distill/{name}" if name in self.distilled else f"compress/{name}"
         return self.runner.path(f"models/{name}.h5"), stage
 
     def model(self, name):
@@ -221,13 +224,17 @@ class TrainingStages:
         artifacts = [f"models/{name}.h5", f"histories/{name}.json"]
         self.runner.run(f"distill/{name}", settings, artifacts, build, _keras_figure)
 
-    def compress(self, base, recipe, parts, epochs, learning_rate, sparsity, prune_end, clusters):
+    def compress(
+        self, base, recipe, parts, epochs, learning_rate, qat_learning_rate, sparsity, prune_end,
+        clusters,
+    ):  # fmt: skip
         """Compresses a distilled student by ``parts``, fine-tuned by distillation after each."""
         x, y = self.arrays[:2]
         name = f"{base}+{recipe}"
-        fact = f"{epochs} epochs per step, Adam {learning_rate:g}, by distillation"
+        fact = f"{epochs} epochs per step by distillation, Adam {learning_rate:g}"
+        fact += f" ({qat_learning_rate:g} for QAT, its ranges calibrated first)"
         if "prune" in parts:
-            fact += f"; prune to {sparsity:g} (not the first layer) by {prune_end:.0%} of them"
+            fact += f"; prune to {sparsity:g} (not the first and last layers) by {prune_end:.0%}"
         if not any(label == "fine-tuning" for label, _ in self.facts):
             self.facts.append(("fine-tuning", fact))
 
@@ -244,7 +251,8 @@ class TrainingStages:
             start = compress.strip(self.model(base))
             wrapped = compress_recipes.apply_methods(
                 start, parts, train_fn, steps, sparsity, clusters=clusters,
-                strip_last=False, prune_end=prune_end, prune_first=False,
+                strip_last=False, prune_end=prune_end, keep_first_last=True,
+                calibration_data=x, qat_learning_rate=qat_learning_rate,
             )  # fmt: skip
             merged = {k: sum((h.get(k, []) for h in histories), []) for k in histories[-1]}
             info = self._save(name, wrapped, merged)
@@ -254,7 +262,8 @@ class TrainingStages:
         settings = {
             "base": self.runner.fingerprint(f"distill/{base}"),
             "teacher": self.runner.fingerprint("teacher"),
-            "recipe": parts, "epochs": epochs, "lr": learning_rate, "sparsity": sparsity,
+            "recipe": parts, "epochs": epochs, "lr": learning_rate, "qat_lr": qat_learning_rate,
+            "sparsity": sparsity, "calibrated": True, "keep_first_last": True,
             "prune_end": prune_end, "clusters": clusters, "seed": self.seed,
             "loss": self.logit_loss, "temperature": self.temperature, "alpha": self.alpha,
             "batch": self.batch_size,

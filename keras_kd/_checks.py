@@ -250,3 +250,20 @@ def check_positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be an integer >= 1, received: {name}={value!r}")
     return int(value)
+
+
+def prepare_losses(losses, teacher_tap, student_tap, teacher, student):
+    """Lets each loss check shapes and create its weights (adapters) before training starts."""
+    t_shapes, s_shapes = teacher_tap.feature_shapes(), student_tap.feature_shapes()
+    for loss in losses:
+        pairs = getattr(loss, "pairs", None)
+        prepare = getattr(loss, "prepare", None)
+        if prepare is None:
+            continue
+        if pairs is None:
+            shapes = [output_shape(teacher), output_shape(student)]
+        elif all(t in t_shapes for t, _ in pairs) and all(s in s_shapes for _, s in pairs):
+            shapes = [[t_shapes[t] for t, _ in pairs], [s_shapes[s] for _, s in pairs]]
+        else:
+            continue  # a subclassed model: shapes are known at the first call
+        prepare(*shapes)

@@ -24,6 +24,22 @@ def labeled_mask(y, logits):
     return tf.cast(tf.reshape(y, [tf.shape(logits)[0], -1])[:, 0] >= 0, tf.float32)
 
 
+def hard_loss(compiled_loss, y, logits, sample_weight):
+    """The compiled loss averaged over the labeled rows only (label -1, or an all-zero one-hot row,
+    marks an unlabeled example); equal to the plain compiled loss when every row has a label."""
+    labeled = labeled_mask(y, logits)
+    if not is_one_hot(y, logits):
+        y = tf.where(y >= 0, y, tf.zeros_like(y))
+    weights = (
+        labeled
+        if sample_weight is None
+        else tf.cast(tf.reshape(sample_weight, [-1]), tf.float32) * labeled
+    )
+    mean_over_batch = tf.cast(compiled_loss(y, logits, weights), tf.float32)
+    batch = tf.cast(tf.shape(logits)[0], tf.float32)
+    return mean_over_batch * batch / tf.maximum(tf.reduce_sum(labeled), 1.0)
+
+
 def check_some_labels(alpha, x, y):
     """Before training: with alpha > 0, array inputs need labels and at least one labeled example."""
     if alpha == 0 or not isinstance(x, (np.ndarray, tf.Tensor, dict, list, tuple)):

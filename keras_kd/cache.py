@@ -134,6 +134,7 @@ class TeacherCache:
         self._teachers = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
         self.dtype, self.top_k, self.cache_dir = dtype, top_k, cache_dir
         self._key = None
+        self.tag = ""  # the teacher's precision, part of the key (keras_kd.teachers.precision)
         self._stored = None
         self.passes = 0
         self.last_pass_seconds = None
@@ -162,7 +163,7 @@ class TeacherCache:
         return {INPUTS_KEY: x, TEACHER_KEY: self._stored}
 
     def _fingerprint(self, x):
-        digest = hashlib.blake2b(digest_size=16)
+        digest = hashlib.blake2b(self.tag.encode(), digest_size=16)
         for teacher in self._teachers:
             if isinstance(teacher, ForeignTeacher):
                 digest.update(teacher.fingerprint())

@@ -1,8 +1,6 @@
 """The Distiller: a Keras model that trains a student from labels and a frozen teacher."""
 
-from absl import logging
-
-from keras_kd import _labels, cache, resilience
+from keras_kd import _labels, cache, replay, resilience, teacher_stage
 from keras_kd._checks import (
     check_alpha,
     check_augment,
@@ -14,9 +12,11 @@ from keras_kd._checks import (
     check_pairs,
     check_teachers,
     output_shape,
+    prepare_losses,
 )
 from keras_kd._compat import keras, tf
-from keras_kd.features import EnsembleTap, FeatureTap
+from keras_kd.features import FeatureTap, paired_layers, teacher_tap
+from keras_kd.teachers import precision
 from keras_kd.teachers import resolve as teachers_config
 
 
@@ -36,7 +36,8 @@ class Distiller(keras.Model):
 
     Teacher outputs are cached (``keras_kd.cache``) when the training inputs are deterministic, so the
     teacher runs once per dataset rather than once per step of every epoch; with random augmentation
-    it runs live on each batch. ``fit`` logs the choice and sets ``teacher_cached``.
+    it runs live on each batch, or once per pre-drawn view with ``replay_views`` (``keras_kd.replay``;
+    ``replay`` is then the ``ReplayCache``). ``fit`` logs the choice and sets ``teacher_cached``.
 
     Both models must output logits (no final softmax).
 
@@ -52,9 +53,13 @@ class Distiller(keras.Model):
             With several teachers (kinds may mix) every loss must have ``multi_teacher = True``
             (e.g. ``keras_kd.losses.MultiTeacherKD(teacher_weights=...)``, which weighs them).
         losses: Distillation loss layers that follow the contract in ``keras_kd.losses.base``.
-            Default: ``[keras_kd.losses.LogitsKD(temperature=4.0)]``, or
-            ``[keras_kd.losses.MultiTeacherKD(temperature=4.0)]`` (equal weights) for several teachers.
-        alpha: Weight of the hard-label loss, in [0, 1]. Default 0.1 as in Hinton et al.
+            Default, from the measured suite ``examples/benchmark_regimes.py`` (README "Does
+            distillation beat the student alone?"), ``keras_kd.losses.defaults``:
+            ``[DIST(beta=2.0, gamma=2.0, temperature=4.0)]`` for one teacher,
+            ``[MultiTeacherKD(temperature=4.0)]`` for several. Hinton et al.'s setting is one call
+            away: ``losses=[keras_kd.losses.LogitsKD(temperature=4.0)], alpha=0.1``.
+        alpha: Weight of the hard-label loss, in [0, 1]. Default ``None``: 0.5 for one teacher
+            (the DIST paper's 1:1 weighting of labels and teacher), 0.1 for several.
         loss_weights: One weight >= 0 per distillation loss. Default ``1 - alpha`` for each.
         cache_teacher: ``"auto"`` (cache when the inputs are deterministic: arrays, or a dataset with
             no random ops), ``True`` (cache; an error when that is unsafe) or ``False`` (always live).
@@ -65,13 +70,26 @@ class Distiller(keras.Model):
             ``None`` keeps it in memory. Array inputs are always cached in memory.
         augment: A Keras layer applied once per training batch, whose output both teacher and student
             receive (consistent teaching, Beyer et al. 2022); e.g. ``keras_kd.data.MixUp()`` or a
-            ``keras.Sequential`` of random image layers. The teacher then runs live. Layers that mix
-            examples (``mixes_examples = True``) need ``alpha=0``, since labels are not mixed.
+            ``keras.Sequential`` of random image layers. The teacher then runs live, unless
+            ``replay_views`` is set. Layers that mix examples (``mixes_examples = True``) need
+            ``alpha=0``, since labels are not mixed.
+        replay_views: ``K`` >= 1 to draw ``K`` views of each example once, run the teacher once per
+            view and replay them with their stored outputs (Shen & Xing 2022, "A Fast Knowledge
+            Distillation Framework for Visual Recognition"; ``keras_kd.replay``); ``None`` (default)
+            runs the teacher live under ``augment``. Stored like the cache (``cache_dtype``,
+            ``cache_top_k``, ``cache_dir``); ``augment`` must be replayable
+            (``keras_kd.data.views``).
+        replay_seed: Integer seed of the replayed views and of their epoch order.
+        teacher_precision: ``"auto"`` (default: bfloat16 on CPUs with AMX, else float32),
+            ``"float32"`` or ``"bfloat16"``, for every teacher pass (``keras_kd.teachers.precision``;
+            bfloat16 is used only if it agrees with float32 on a sample). ``fit`` sets
+            ``teacher_precision_report``.
         **kwargs: Passed to ``keras.Model`` (``name``).
 
     Raises:
         ValueError: If a model is missing or unbuilt, the teacher is the student, the two output
-            shapes differ, ``alpha`` is outside [0, 1], or ``loss_weights`` is mis-sized or negative.
+            shapes differ, ``alpha`` is outside [0, 1], ``loss_weights`` is mis-sized or negative,
+            or ``replay_views`` is set without a replayable ``augment``.
         TypeError: If a model is not a ``keras.Model`` or a loss is not a Keras layer.
 
     Example:
@@ -88,13 +106,16 @@ class Distiller(keras.Model):
         student,
         teacher,
         losses=None,
-        alpha=0.1,
+        alpha=None,
         loss_weights=None,
         cache_teacher="auto",
         cache_dtype="float16",
         cache_top_k=None,
         cache_dir=None,
         augment=None,
+        replay_views=None,
+        replay_seed=0,
+        teacher_precision="auto",
         **kwargs,
     ):
         kwargs.setdefault("name", "distiller")
@@ -103,27 +124,24 @@ class Distiller(keras.Model):
         teachers = check_teachers(teacher, student)
         self.student = student
         self.teacher = teachers[0] if len(teachers) == 1 else teachers
-        self.alpha = check_alpha(alpha)
-        if losses is None:
-            from keras_kd import losses as loss_registry
+        if losses is None or alpha is None:
+            from keras_kd.losses import defaults
 
-            losses = [
-                loss_registry.get("kd" if len(teachers) == 1 else "multi_kd", temperature=4.0)
-            ]
+            default_losses, default_alpha = defaults(len(teachers))
+            losses = default_losses if losses is None else losses
+            alpha = default_alpha if alpha is None else alpha
+        self.alpha = check_alpha(alpha)
         self.distillation_losses = check_losses(losses, len(teachers))
         check_pairs(self.distillation_losses, teachers, student)
         self.loss_weights = check_loss_weights(
             loss_weights, len(self.distillation_losses), self.alpha
         )
-        pairs = [
-            p for loss in self.distillation_losses for p in (getattr(loss, "pairs", None) or [])
-        ]
-        if len(teachers) == 1:
-            self._teacher_tap = FeatureTap(teachers[0], [t for t, _ in pairs], role="teacher")
-        else:
-            self._teacher_tap = EnsembleTap(teachers)
-        self._student_tap = FeatureTap(student, [s for _, s in pairs], role="student")
-        self._prepare_losses()
+        self._teacher_tap = teacher_tap(teachers, self.distillation_losses)
+        student_layers = paired_layers(self.distillation_losses, 1)
+        self._student_tap = FeatureTap(student, student_layers, role="student")
+        prepare_losses(
+            self.distillation_losses, self._teacher_tap, self._student_tap, teachers[0], student
+        )
         self.cache_teacher = cache.check_mode(cache_teacher)
         self._num_classes = output_shape(student)[-1] if output_shape(student) is not None else None
         if cache_top_k is not None and self._num_classes is None:
@@ -137,6 +155,14 @@ class Distiller(keras.Model):
         )
         self.teacher_cached = None
         self.augment = check_augment(augment, self.alpha)
+        self.teacher_precision = precision.check_precision(teacher_precision)
+        self.teacher_precision_report = None
+        views, self.replay_seed = replay.check_replay(
+            replay_views, replay_seed, self.augment, self.cache_teacher
+        )
+        self.replay = views and replay.from_cache(
+            self._teacher_cache, self.augment, views, self.replay_seed
+        )
         self._loss_tracker = keras.metrics.Mean(name="loss")
         self._hard_tracker = keras.metrics.Mean(name="hard_loss")
         self._term_trackers = [
@@ -144,23 +170,6 @@ class Distiller(keras.Model):
         ]
         # Both models are built; nothing of the Distiller's own waits for a first call.
         self.built = True
-
-    def _prepare_losses(self):
-        """Lets each loss check shapes and create its weights (adapters) before training starts."""
-        teachers = self.teacher if isinstance(self.teacher, list) else [self.teacher]
-        t_shapes, s_shapes = self._teacher_tap.feature_shapes(), self._student_tap.feature_shapes()
-        for loss in self.distillation_losses:
-            pairs = getattr(loss, "pairs", None)
-            prepare = getattr(loss, "prepare", None)
-            if prepare is None:
-                continue
-            if pairs is None:
-                shapes = [output_shape(teachers[0]), output_shape(self.student)]
-            elif all(t in t_shapes for t, _ in pairs) and all(s in s_shapes for _, s in pairs):
-                shapes = [[t_shapes[t] for t, _ in pairs], [s_shapes[s] for _, s in pairs]]
-            else:
-                continue  # a subclassed model: shapes are known at the first call
-            prepare(*shapes)
 
     @property
     def metrics(self):
@@ -200,7 +209,7 @@ class Distiller(keras.Model):
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        if self.augment is not None:
+        if self.augment is not None and not cache.is_cached_batch(x):  # replayed views come drawn
             # Once per batch: teacher and student see the same view.
             x = self.augment(x, training=True)
         if cache.is_cached_batch(x):
@@ -231,7 +240,7 @@ class Distiller(keras.Model):
                 raise ValueError(
                     f"alpha={self.alpha} > 0 needs labels, but the data has none; pass y or set alpha=0"
                 )
-            hard = self._hard_loss(y, s_logits, sample_weight)
+            hard = _labels.hard_loss(self.compiled_loss, y, s_logits, sample_weight)
             hard = _check_finite(hard, "hard_loss")  # total depends on every check
             report["hard_loss"] = hard * replicas
             total += self.alpha * hard
@@ -259,21 +268,6 @@ class Distiller(keras.Model):
             total += _check_finite(regularization, "regularization") / replicas
         report["loss"] = total * replicas
         return total, report
-
-    def _hard_loss(self, y, logits, sample_weight):
-        """The compiled loss averaged over the labeled rows only (label -1, or an all-zero one-hot row,
-        marks an unlabeled example); equal to the plain compiled loss when every row has a label."""
-        labeled = _labels.labeled_mask(y, logits)
-        if not _labels.is_one_hot(y, logits):
-            y = tf.where(y >= 0, y, tf.zeros_like(y))
-        weights = (
-            labeled
-            if sample_weight is None
-            else tf.cast(tf.reshape(sample_weight, [-1]), tf.float32) * labeled
-        )
-        mean_over_batch = tf.cast(self.compiled_loss(y, logits, weights), tf.float32)
-        batch = tf.cast(tf.shape(logits)[0], tf.float32)
-        return mean_over_batch * batch / tf.maximum(tf.reduce_sum(labeled), 1.0)
 
     def _trainable_for_distillation(self):
         variables = list(self.student.trainable_variables)
@@ -343,7 +337,8 @@ class Distiller(keras.Model):
                 no update and its forward-pass state (batch-norm statistics, QAT ranges, pruning
                 step) is undone without a distribution strategy: the last finite weights remain.
         """
-        _labels.check_fit_data(x, y, self.student, getattr(self, "loss", None))
+        seen = teacher_stage.as_student_sees(self.augment, x)  # e.g. RandomCrop changes the shape
+        _labels.check_fit_data(seen, y, self.student, getattr(self, "loss", None))
         _labels.check_some_labels(self.alpha, x, y)
         # A compressed student (keras_kd.compress) needs tfmot's callbacks, e.g. UpdatePruningStep;
         # imported here so that plain distillation never loads tfmot.
@@ -363,11 +358,7 @@ class Distiller(keras.Model):
             v for m in (self.student, *self.distillation_losses) for v in m.non_trainable_weights
         ]
         resilience.guard_for(self, state)  # undoes the forward-pass updates of a non-finite step
-        use_cache, reason = cache.decide(x, self.cache_teacher, augmenting=self.augment is not None)
-        logging.info("keras_kd: teacher outputs %s (%s)", "cached" if use_cache else "live", reason)
-        self.teacher_cached = use_cache
-        if use_cache:
-            x = self._teacher_cache.annotate(x, batch_size=max(kwargs.get("batch_size") or 32, 256))
+        x, y, kwargs = teacher_stage.teacher_stage(self, x, y, kwargs)
         try:
             return super().fit(x, y, **kwargs)
         except tf.errors.InvalidArgumentError as error:
@@ -406,6 +397,9 @@ class Distiller(keras.Model):
             "cache_top_k": self._teacher_cache.top_k,
             "cache_dir": self._teacher_cache.cache_dir,
             "augment": serialize(self.augment) if self.augment is not None else None,
+            "replay_views": self.replay.views if self.replay else None,
+            "replay_seed": self.replay_seed,
+            "teacher_precision": self.teacher_precision,
         }
 
     @classmethod

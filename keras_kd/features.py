@@ -110,3 +110,27 @@ class EnsembleTap:
     def feature_shapes(self):
         """Returns ``{}``: an ensemble exposes no features."""
         return {}
+
+
+def paired_layers(losses, side):
+    """The layer names that ``losses`` pair on one side: 0 for the teacher, 1 for the student."""
+    return [pair[side] for loss in losses for pair in (getattr(loss, "pairs", None) or [])]
+
+
+def teacher_tap(teachers, losses):
+    """The tap that runs the teacher (or ensemble) once per call with every feature ``losses`` pair.
+
+    Args:
+        teachers: A list of one teacher (``FeatureTap`` with the paired layers) or several
+            (``EnsembleTap``).
+        losses: The distillation loss layers.
+
+    Returns:
+        A ``FeatureTap`` or ``EnsembleTap``.
+
+    Example:
+        >>> tap = teacher_tap([teacher], [keras_kd.losses.LogitsKD()])
+    """
+    if len(teachers) > 1:
+        return EnsembleTap(teachers)
+    return FeatureTap(teachers[0], paired_layers(losses, 0), role="teacher")

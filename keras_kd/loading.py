@@ -39,7 +39,7 @@ def load_model(path, unsafe=False, compile=False, custom_objects=None):
     Raises:
         ValueError: If ``path`` is of no supported kind, or holds a ``Lambda`` layer while
             ``unsafe`` is false; if a SavedModel directory holds no Keras model (use it as a teacher
-            instead: ``keras_kd.Distiller(teacher=path)``).
+            instead: ``keras_kd.Distiller(teacher=path)``); if ``unsafe`` is not a bool.
         keras_kd.bridge.UnsupportedLayerError: If a Keras 3 model has a layer tf_keras lacks.
 
     Example:
@@ -47,6 +47,8 @@ def load_model(path, unsafe=False, compile=False, custom_objects=None):
         >>> teacher = kd.load_model("teacher.keras")  # Keras 3 or tf_keras, pruned or not
         >>> risky = kd.load_model("lambda_model.h5", unsafe=True)  # only for trusted files
     """
+    if not isinstance(unsafe, bool):  # a truthy string such as "no" must not turn safety off
+        raise ValueError(f"unsafe must be True or False, received: unsafe={unsafe!r}")
     path = os.fspath(path)
     keras_version, configs = _read(path)
     if not unsafe:

@@ -101,6 +101,37 @@ def image_augmentation(input_shape, seed=None):
     return keras.Sequential([keras.Input(shape), *layers], name="augmentation")
 
 
+def consistent_views(input_shape, mixup=True):
+    """The views of patient, consistent teaching: ``image_augmentation``, then ``MixUp(1.0)``.
+
+    Paper: Beyer, Zhai, Royer, Markeeva, Anil & Kolesnikov (2022), "Knowledge distillation: A good
+    teacher is patient and consistent" (function matching: shifts, flips and mixup).
+
+    Args:
+        input_shape: Shape of one example without the batch axis, ``(H, W, C)`` or ``(L, C)``.
+        mixup: Also mix examples (``keras_kd.data.MixUp(1.0)``); the result then has
+            ``mixes_examples = True`` and needs a Distiller with ``alpha=0``.
+
+    Returns:
+        A Keras layer for a Distiller's ``augment``; ``keras_kd.data.views.view_plan`` accepts it,
+        so its views can be replayed (``replay_views``).
+
+    Raises:
+        ValueError: If ``input_shape`` is not of rank 2 or 3.
+
+    Example:
+        >>> augment = consistent_views((28, 28, 1))
+    """
+    from keras_kd.data import MixUp
+
+    shifts = image_augmentation(input_shape)
+    if not mixup:
+        return shifts
+    augment = keras.Sequential([shifts, MixUp(1.0)], name="consistent_views")
+    augment.mixes_examples = True
+    return augment
+
+
 def train_classifier(
     model,
     x,
@@ -168,6 +199,8 @@ def patient_distiller(
     learning_rate=3e-3,
     mixup=True,
     temperature=1.0,
+    replay_views=None,
+    replay_seed=0,
 ):
     """A compiled ``Distiller`` set up for function matching, ready for a long ``fit``.
 
@@ -175,7 +208,9 @@ def patient_distiller(
     ``image_augmentation``, then MixUp), the loss is the KL to the teacher at ``temperature``
     (1, as in the paper) with no label term (``alpha=0``), and the learning rate follows a cosine
     decay over ``epochs``. Train it long: the paper's gains come after hundreds of epochs. Labels
-    are not needed; ``fit(x)`` is enough. The teacher runs live on every batch.
+    are not needed; ``fit(x)`` is enough. The teacher runs live on every batch, or, with
+    ``replay_views=K``, once per pre-drawn view (Shen & Xing 2022, "A Fast Knowledge Distillation
+    Framework for Visual Recognition"; ``keras_kd.replay``).
 
     Paper: Beyer, Zhai, Royer, Markeeva, Anil & Kolesnikov (2022), "Knowledge distillation: A good
     teacher is patient and consistent".
@@ -189,6 +224,9 @@ def patient_distiller(
         learning_rate: Initial learning rate.
         mixup: Also mix examples within the batch (``keras_kd.data.MixUp(1.0)``).
         temperature: Softmax temperature of the KL.
+        replay_views: ``K`` views per example drawn once and replayed with stored teacher
+            outputs, or ``None`` for the live teacher.
+        replay_seed: Seed of the replayed views.
 
     Returns:
         A compiled ``keras_kd.Distiller`` (accuracy metric on the student).
@@ -200,17 +238,11 @@ def patient_distiller(
         >>> distiller = patient_distiller(student, teacher, len(x_train), epochs=150)
         >>> distiller.fit(x_train, epochs=150, batch_size=128)
     """
-    from keras_kd.data import MixUp
     from keras_kd.distiller import Distiller
     from keras_kd.losses import LogitsKD
 
     total = steps(num_examples, epochs, batch_size)
-    layers = [image_augmentation(student.input_shape[1:])]
-    if mixup:
-        layers.append(MixUp(1.0))
-    augment = keras.Sequential(layers, name="consistent_views") if len(layers) > 1 else layers[0]
-    if mixup:
-        augment.mixes_examples = True
+    augment = consistent_views(student.input_shape[1:], mixup)
     distiller = Distiller(
         student,
         teacher,
@@ -218,6 +250,8 @@ def patient_distiller(
         alpha=0.0,
         loss_weights=[1.0],
         augment=augment,
+        replay_views=replay_views,
+        replay_seed=replay_seed,
     )
     distiller.compile(
         cosine_adam(learning_rate, total),

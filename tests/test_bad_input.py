@@ -100,6 +100,19 @@ def _peer():
     return _m("peer_a")
 
 
+def _load_lambda_file(t):
+    """Saves a model holding a Lambda layer to ``t``, loads it without unsafe=True, removes it."""
+    path = os.path.join(t, "lambda.keras")
+    model = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Lambda(lambda x: 2 * x, name="double")]
+    )
+    model.save(path)
+    try:
+        return kd.load_model(path)
+    finally:
+        os.remove(path)
+
+
 _PEERS = ("peer_a", "peer_b")
 _TRAIN = (X, Y)
 
@@ -234,6 +247,7 @@ _CASE_LIST = [
     ("LogitsKD", "temperature", "<= 0", lambda t: losses.LogitsKD(0)),
     ("LogitsKD", "temperature", "not a number", lambda t: losses.LogitsKD("hot")),
     ("LogitsKD", "temperature", "infinite", lambda t: losses.LogitsKD(float("inf"))),
+    ("LogitsKD", "standardize", "not a bool", lambda t: losses.LogitsKD(standardize="yes")),
     (
         "LogitsKD",
         "teacher",
@@ -243,6 +257,7 @@ _CASE_LIST = [
     ("DKD", "alpha", "negative", lambda t: losses.DKD(alpha=-1.0)),
     ("DKD", "beta", "not a number", lambda t: losses.DKD(beta="8")),
     ("DKD", "temperature", "<= 0", lambda t: losses.DKD(temperature=-2)),
+    ("DKD", "standardize", "not a bool", lambda t: losses.DKD(standardize=1)),
     (
         "DKD",
         "labels",
@@ -256,6 +271,15 @@ _CASE_LIST = [
         lambda t: losses.MultiTeacherKD(teacher_weights=[1.0, -1.0]),
     ),
     ("MultiTeacherKD", "temperature", "<= 0", lambda t: losses.MultiTeacherKD(temperature=0.0)),
+    (
+        "MultiTeacherKD",
+        "standardize",
+        "not a bool",
+        lambda t: losses.MultiTeacherKD(standardize=None),
+    ),
+    ("DIST", "beta", "negative", lambda t: losses.DIST(beta=-1.0)),
+    ("DIST", "gamma", "negative", lambda t: losses.DIST(gamma=-1.0)),
+    ("DIST", "temperature", "<= 0", lambda t: losses.DIST(temperature=0)),
     ("FitNetHint", "pairs", "empty list", lambda t: losses.FitNetHint([])),
     ("FitNetHint", "pairs", "a bare string", lambda t: losses.FitNetHint("t_conv")),
     (
@@ -599,6 +623,29 @@ _CASE_LIST = [
         lambda t: schemes.self_compress(_m("student"), "prune", _TRAIN),
     ),
     ("schemes.ensemble", "models", "empty list", lambda t: schemes.ensemble([])),
+    ("load_model", "path", "missing file", lambda t: kd.load_model(os.path.join(t, "m.keras"))),
+    ("load_model", "path", "holds a Lambda layer, unsafe=False", _load_lambda_file),
+    (
+        "load_model",
+        "unsafe",
+        "not a bool",
+        lambda t: kd.load_model(os.path.join(t, "m.keras"), unsafe="no"),
+    ),
+    ("bridge.from_keras3", "model", "not a Keras 3 model", lambda t: kd.bridge.from_keras3("net")),
+    (
+        "recipes.cosine_adam",
+        "learning_rate",
+        "<= 0",
+        lambda t: kd.recipes.cosine_adam(0, total_steps=10),
+    ),
+    ("recipes.cosine_adam", "total_steps", "< 1", lambda t: kd.recipes.cosine_adam(1e-3, 0)),
+    ("recipes.steps", "batch_size", "< 1", lambda t: kd.recipes.steps(100, 1, batch_size=0)),
+    (
+        "recipes.image_augmentation",
+        "input_shape",
+        "rank not 2 or 3",
+        lambda t: kd.recipes.image_augmentation((8,)),
+    ),
 ]
 CASES = {(entry, arg, refused): call for entry, arg, refused, call in _CASE_LIST}
 

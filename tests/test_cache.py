@@ -45,7 +45,7 @@ def _fit_twins(data, cache_teacher, **fit_kwargs):
     distiller = kd.Distiller(student, teacher, cache_teacher=cache_teacher, cache_dtype="float32")
     distiller.compile(keras.optimizers.SGD(0.0), _sparse_ce())
     history = distiller.fit(*data, epochs=2, verbose=0, **fit_kwargs)
-    return distiller, history.history["logits_kd"]
+    return distiller, history.history["dist"]
 
 
 def test_cached_outputs_stay_paired_with_their_examples_under_shuffling():
@@ -74,7 +74,7 @@ def test_cache_gives_the_same_training_as_the_live_teacher(digits, teacher, stud
         distiller = kd.Distiller(model, teacher, cache_teacher=mode, cache_dtype="float32")
         distiller.compile(keras.optimizers.SGD(0.05), _sparse_ce())
         history = distiller.fit(x, y, batch_size=32, epochs=2, shuffle=False, verbose=0)
-        results[mode] = (model.get_weights(), history.history["logits_kd"])
+        results[mode] = (model.get_weights(), history.history["dist"])
     np.testing.assert_allclose(results[True][1], results[False][1], rtol=1e-5)
     for cached, live in zip(results[True][0], results[False][0]):
         np.testing.assert_allclose(cached, live, rtol=1e-4, atol=1e-6)
@@ -82,14 +82,17 @@ def test_cache_gives_the_same_training_as_the_live_teacher(digits, teacher, stud
 
 def test_float16_cache_is_close_to_live(digits, teacher, student):
     (x, y), _ = digits
+    twin = keras.models.clone_model(student)
+    twin.set_weights(student.get_weights())
     live = kd.Distiller(student, teacher, cache_teacher=False)
-    cached = kd.Distiller(keras.models.clone_model(student), teacher)
+    cached = kd.Distiller(twin, teacher)
     for distiller in (live, cached):
         distiller.compile(keras.optimizers.SGD(0.0), _sparse_ce())
-    kd_live = live.fit(x[:256], y[:256], batch_size=64, verbose=0).history["logits_kd"][0]
-    kd_cached = cached.fit(x[:256], y[:256], batch_size=64, verbose=0).history["logits_kd"][0]
+    fit = {"batch_size": 64, "shuffle": False, "verbose": 0}  # DIST depends on batch make-up
+    kd_live = live.fit(x[:256], y[:256], **fit).history["dist"][0]
+    kd_cached = cached.fit(x[:256], y[:256], **fit).history["dist"][0]
     assert cached.teacher_cached and not live.teacher_cached
-    assert kd_cached == pytest.approx(kd_live, rel=1e-2)
+    assert kd_cached == pytest.approx(kd_live, rel=1e-3)
 
 
 def test_random_augmentation_keeps_the_teacher_live():
@@ -131,7 +134,7 @@ def test_changing_the_teacher_or_the_data_rebuilds_the_cache():
     teacher, student = _twins()
     distiller = kd.Distiller(student, teacher)
     distiller.compile(keras.optimizers.SGD(0.0), _sparse_ce())
-    fit = lambda inputs: distiller.fit(inputs, y, batch_size=32, verbose=0).history["logits_kd"][0]  # noqa: E731
+    fit = lambda inputs: distiller.fit(inputs, y, batch_size=32, verbose=0).history["dist"][0]  # noqa: E731
     fit(x)
     fit(x)
     assert distiller._teacher_cache.passes == 1
@@ -219,7 +222,7 @@ def test_top_k_cache_trains(digits, teacher, student):
     distiller = kd.Distiller(student, teacher, cache_top_k=3)
     distiller.compile(keras.optimizers.Adam(1e-2), _sparse_ce())
     history = distiller.fit(x[:128], y[:128], batch_size=32, verbose=0)
-    assert np.isfinite(history.history["logits_kd"][0])
+    assert np.isfinite(history.history["dist"][0])
     assert not weights_equal(before, student.get_weights())
 
 
@@ -232,7 +235,7 @@ def test_dataset_cache_on_disk(tmp_path):
     history = distiller.fit(dataset, epochs=2, verbose=0)
     assert distiller.teacher_cached
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith("teacher_cache_")]
-    assert max(history.history["logits_kd"]) < 1e-8
+    assert max(history.history["dist"]) < 1e-8
 
 
 @pytest.mark.parametrize(
@@ -262,5 +265,5 @@ def test_jit_compile_gives_the_same_training(digits, teacher, student):
         )
         distiller.fit(x[:128], y[:128], batch_size=32, shuffle=False, verbose=0)
         weights.append(model.get_weights())
-    for a, b in zip(*weights):
-        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+    for a, b in zip(*weights):  # XLA fuses DIST's reductions in another order: float32 round-off
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=5e-5)

@@ -191,8 +191,15 @@ def test_an_example_runs_as_a_module_with_the_same_flags():
     assert "--method" in done.stdout and "--scheme" in done.stdout  # absl's --help exits 1
 
 
+def test_methods_are_the_loss_registry_names_but_the_multi_teacher_loss():
+    import keras_kd as kd
+    from examples.methods import METHODS
+
+    assert sorted(METHODS) == [name for name in kd.losses.names() if name != "multi_kd"]
+
+
 @pytest.mark.parametrize(
-    "method", ["kd", "dkd", "fitnet", "at", "fsp", "nst", "rkd", "sp", "pkt", "cc"]
+    "method", ["kd", "dkd", "dist", "fitnet", "at", "fsp", "nst", "rkd", "sp", "pkt", "cc"]
 )
 def test_every_method_builds_a_distiller_for_the_example_models(method):
     import keras_kd as kd

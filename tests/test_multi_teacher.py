@@ -108,7 +108,7 @@ def test_config_and_save_round_trip_keep_every_teacher(
             lambda t, t2, s: {"teacher": [t, t2], "losses": [kd.losses.LogitsKD()]},
             r"losses \['logits_kd'\] take one teacher",
         ),
-        (lambda t, t2, s: {"teacher": [t, t]}, "more than once"),
+        (lambda t, t2, s: {"teacher": [t, t]}, "teacher must list each model only once"),
         (lambda t, t2, s: {"teacher": [t, s]}, r"teacher\[1\] and student must be different"),
         (lambda t, t2, s: {"teacher": []}, "non-empty list"),
         (lambda t, t2, s: {"teacher": [t, "big"]}, r"teacher\[1\] must be a keras.Model"),

@@ -202,6 +202,23 @@ def test_report_keeps_a_teacher_whose_export_failed_and_never_chooses_a_broken_e
     )
 
 
+def test_qat_ranges_start_at_the_float_models_activation_ranges(digits):
+    from examples import compress_recipes
+    from examples.models import make_student
+    from keras_kd import compress, keras
+
+    (x, _), _ = digits
+    keras.utils.set_random_seed(0)
+    model = make_student(x.shape[1:], 10, width=4)
+    quantized = compress_recipes.calibrate_ranges(compress.quantize(model), model, x)
+    logits = model.predict(x[:1024], verbose=0)
+    ranges = {w.name.split(":")[0]: float(w.numpy()) for w in quantized.weights if w.shape == ()}
+    assert ranges["quant_s_logits/post_activation_min"] == pytest.approx(min(0, logits.min()))
+    assert ranges["quant_s_logits/post_activation_max"] == pytest.approx(logits.max())
+    assert ranges["quant_s_block1/post_activation_min"] == 0.0  # ReLU output
+    assert 0 < ranges["quant_s_block1/post_activation_max"] < 6  # not tfmot's initial 6
+
+
 def _parsed(argv):
     values = copy.deepcopy(flags.FLAGS)
     values.unparse_flags()

@@ -42,13 +42,12 @@ def from_keras3(model):
         >>> k3 = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="logits")])
         >>> tf_keras_model = keras_kd.bridge.from_keras3(k3)
     """
-    source = _keras3()
-    if not isinstance(model, source.module.Model):
+    if not is_keras3_model(model):  # no Keras 3 model exists before Keras 3 is imported
         raise TypeError(
             "model must be a Keras 3 keras.Model (import keras), received: "
             f"model={_describe(model)}" + _hint_other(model, "to_keras3")
         )
-    return _convert(model, source, _TF_KERAS, "from_keras3")
+    return _convert(model, _keras3(), _TF_KERAS, "from_keras3")
 
 
 def to_keras3(model):
@@ -87,7 +86,7 @@ def _describe(model):
 
 
 def _hint_other(model, other):
-    mine = "Keras 3" if other == "to_keras3" else "tf_keras"
+    mine = "tf_keras" if other == "to_keras3" else "Keras 3"
     is_other = is_keras3_model(model) if other == "from_keras3" else isinstance(model, keras.Model)
     return f"; it is a {mine} model already, did you mean keras_kd.bridge.{other}?" * is_other
 

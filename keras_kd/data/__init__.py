@@ -1,4 +1,5 @@
-"""Data: embedded digits, generated MNIST-1D, Fashion-MNIST and IDX files, tfds; transfer sets, mixing."""
+"""Data: embedded digits, generated MNIST-1D, Fashion-MNIST and IDX files, tfds; transfer sets, mixing,
+replayable views."""
 
 from keras_kd.data.loaders import (
     NAMES,
@@ -10,10 +11,12 @@ from keras_kd.data.loaders import (
 )
 from keras_kd.data.mixing import CutMix, MixUp, mix
 from keras_kd.data.transfer import UNLABELED, label_with_teacher, with_unlabeled
+from keras_kd.data.views import ViewPlan, view_keys, view_plan
 
 __all__ = [
     "NAMES",
     "UNLABELED",
+    "ViewPlan",
     "CutMix",
     "DatasetNotFoundError",
     "MixUp",
@@ -23,5 +26,7 @@ __all__ = [
     "load",
     "load_mnist1d",
     "mix",
+    "view_keys",
+    "view_plan",
     "with_unlabeled",
 ]

@@ -9,7 +9,7 @@ from keras_kd.export.convert import (
     ExportError,
     to_tflite,
 )
-from keras_kd.export.verify import verify
+from keras_kd.export.verify import interpreter, verify
 
 __all__ = [
     "MAX_REPRESENTATIVE_EXAMPLES",
@@ -17,6 +17,7 @@ __all__ = [
     "TFLM_BUILTIN_OPS",
     "WATCH_SIZE_BUDGET_BYTES",
     "ExportError",
+    "interpreter",
     "to_c_array",
     "to_tflite",
     "verify",

@@ -1,7 +1,10 @@
 """Runs a .tflite file in the LiteRT interpreter and reports accuracy, parity, size and latency."""
 
+import contextlib
 import gzip
 import os
+import sys
+import tempfile
 import time
 
 import numpy as np
@@ -112,10 +115,74 @@ def verify(path, x, y, keras_model=None, runs=50, threads=(1, 2)):
     return report
 
 
-def _interpreter(path, num_threads):
+def interpreter(path, num_threads=None):
+    """Opens a .tflite file in the LiteRT interpreter, tensors allocated, without its INFO line.
+
+    LiteRT prints ``INFO: Created TensorFlow Lite XNNPACK delegate for CPU.`` on the C-level
+    stderr once per process, when its default XNNPACK delegate is first applied (on the first
+    ``allocate_tensors``). While this function opens the file and allocates its tensors, LiteRT's
+    ``INFO:`` lines are dropped when ``TF_CPP_MIN_LOG_LEVEL`` is 1 or more (keras_kd sets 2 unless
+    it is set; the example scripts 3, or 0 with ``--verbose=2``); every other line, warnings and
+    errors included, is written back to stderr.
+
+    Args:
+        path: A .tflite file.
+        num_threads: Interpreter threads, or ``None`` for LiteRT's default.
+
+    Returns:
+        An ``ai_edge_litert.interpreter.Interpreter`` whose tensors are allocated. Resize its input
+        and call ``allocate_tensors`` again for another batch size.
+
+    Raises:
+        ValueError: If LiteRT cannot read the file (its own message).
+
+    Example:
+        >>> litert = interpreter("student.tflite", num_threads=1)
+        >>> litert.get_input_details()[0]["shape"]
+    """
     from ai_edge_litert.interpreter import Interpreter
 
-    return Interpreter(model_path=os.fspath(path), num_threads=num_threads)
+    with _litert_info_hidden():
+        opened = Interpreter(model_path=os.fspath(path), num_threads=num_threads)
+        opened.allocate_tensors()  # applies the XNNPACK delegate, which logs the INFO line
+    return opened
+
+
+def _log_level():
+    level = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0")
+    return int(level) if level.isdigit() else 0
+
+
+@contextlib.contextmanager
+def _litert_info_hidden():
+    """Sends file descriptor 2 to a file; writes back every line but LiteRT's ``INFO:`` lines.
+
+    Does nothing when ``TF_CPP_MIN_LOG_LEVEL`` is 0 (or unset) or stderr has no file descriptor.
+    """
+    if _log_level() < 1:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable stderr: nothing to filter
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            lines = sink.read().decode("utf-8", "replace").splitlines(True)
+            kept = "".join(line for line in lines if not line.startswith("INFO: "))
+            if kept:
+                sys.stderr.write(kept)
+                sys.stderr.flush()
 
 
 def _quantize(x, detail):
@@ -135,36 +202,36 @@ def _dequantize(values, detail):
 
 def _predict(path, x):
     """The file's float (dequantized) outputs on all of ``x``, in batches of up to _BATCH."""
-    interpreter = _interpreter(path, num_threads=None)
-    input_detail = interpreter.get_input_details()[0]
+    litert = interpreter(path)
+    input_detail = litert.get_input_details()[0]
     results, size = [], None
     for start in range(0, len(x), _BATCH):
         batch = x[start : start + _BATCH]
         if len(batch) != size:
             size = len(batch)
-            interpreter.resize_tensor_input(input_detail["index"], [size, *x.shape[1:]])
-            interpreter.allocate_tensors()
-        input_detail = interpreter.get_input_details()[0]
-        output_detail = interpreter.get_output_details()[0]
-        interpreter.set_tensor(input_detail["index"], _quantize(batch, input_detail))
-        interpreter.invoke()
-        results.append(_dequantize(interpreter.get_tensor(output_detail["index"]), output_detail))
+            litert.resize_tensor_input(input_detail["index"], [size, *x.shape[1:]])
+            litert.allocate_tensors()
+        input_detail = litert.get_input_details()[0]
+        output_detail = litert.get_output_details()[0]
+        litert.set_tensor(input_detail["index"], _quantize(batch, input_detail))
+        litert.invoke()
+        results.append(_dequantize(litert.get_tensor(output_detail["index"]), output_detail))
     return np.concatenate(results)
 
 
 def _latency_ms(path, x, num_threads, runs):
     """Median milliseconds of one single-example ``invoke`` (inputs set outside the timing)."""
-    interpreter = _interpreter(path, num_threads=num_threads)
-    detail = interpreter.get_input_details()[0]
-    interpreter.resize_tensor_input(detail["index"], [1, *x.shape[1:]])
-    interpreter.allocate_tensors()
-    detail = interpreter.get_input_details()[0]
+    litert = interpreter(path, num_threads=num_threads)
+    detail = litert.get_input_details()[0]
+    litert.resize_tensor_input(detail["index"], [1, *x.shape[1:]])
+    litert.allocate_tensors()
+    detail = litert.get_input_details()[0]
     examples = _quantize(x[: min(len(x), runs)], detail)
     times = []
     for i in range(_WARMUP_RUNS + runs):
-        interpreter.set_tensor(detail["index"], examples[i % len(examples)][None])
+        litert.set_tensor(detail["index"], examples[i % len(examples)][None])
         start = time.perf_counter()
-        interpreter.invoke()
+        litert.invoke()
         if i >= _WARMUP_RUNS:
             times.append(time.perf_counter() - start)
     return float(np.median(times) * 1000.0)

@@ -60,6 +60,39 @@ def names():
     return sorted(_BY_NAME)
 
 
+def defaults(num_teachers=1):
+    """The Distiller's default losses and hard-label weight ``alpha``, for one or several teachers.
+
+    One teacher: ``[DIST(beta=2.0, gamma=2.0, temperature=4.0)]`` with ``alpha=0.5`` (Huang et
+    al. 2022, their CIFAR setting), chosen by the fixed suite of ``examples/benchmark_regimes.py``
+    (README "Does distillation beat the student alone?") over Hinton KD (T=4, alpha=0.1), KD at
+    T=2, standardized KD, DKD and DIST at T=1. Several teachers: ``[MultiTeacherKD(temperature=4.0)]``
+    with ``alpha=0.1`` (Hinton et al. 2015's ensemble targets; not yet measured by the suite).
+
+    Paper: Huang, You, Wang, Qian & Xu (2022), "Knowledge Distillation from A Stronger Teacher".
+
+    Args:
+        num_teachers: How many teachers the Distiller has, >= 1.
+
+    Returns:
+        ``(losses, alpha)``: a list of new loss layers and a float.
+
+    Raises:
+        ValueError: If ``num_teachers`` is not an integer >= 1.
+
+    Example:
+        >>> losses, alpha = defaults()
+        >>> distiller = Distiller(student, teacher, losses=losses, alpha=alpha)  # as the defaults
+    """
+    if isinstance(num_teachers, bool) or not isinstance(num_teachers, int) or num_teachers < 1:
+        raise ValueError(
+            f"num_teachers must be an integer >= 1, received: num_teachers={num_teachers!r}"
+        )
+    if num_teachers == 1:
+        return [DIST(beta=2.0, gamma=2.0, temperature=4.0)], 0.5
+    return [MultiTeacherKD(temperature=4.0)], 0.1
+
+
 __all__ = [
     "DIST",
     "DKD",
@@ -68,6 +101,7 @@ __all__ = [
     "AttentionTransfer",
     "FitNetHint",
     "attention_map",
+    "defaults",
     "fsp_matrix",
     "PKT",
     "RKD",

@@ -121,7 +121,7 @@ class SlimmableModel(SelfTrainingModel):
         widest, narrowest = self.widths[-1], self.widths[0]
         middle = self.widths[1:-1]
         with tf.GradientTape() as tape:
-            logits = self(x, training=True, width=widest)
+            logits = tf.cast(self(x, training=True, width=widest), tf.float32)  # mixed precision
             labels = _labels.sparse_labels(y, logits)
             loss = tf.reduce_mean(
                 tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
@@ -142,7 +142,7 @@ class SlimmableModel(SelfTrainingModel):
 
     def _inplace(self, target, x, width):
         t = self.temperature
-        student = self(x, training=True, width=width)
+        student = tf.cast(self(x, training=True, width=width), tf.float32)
         kl = tf.reduce_sum(
             tf.nn.softmax(target / t)
             * (tf.nn.log_softmax(target / t) - tf.nn.log_softmax(student / t)),
@@ -152,7 +152,7 @@ class SlimmableModel(SelfTrainingModel):
 
     def test_step(self, data):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-        widest = self(x, training=False)
+        widest = tf.cast(self(x, training=False), tf.float32)
         labels = _labels.sparse_labels(y, widest)
         loss = tf.reduce_mean(
             tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=widest)

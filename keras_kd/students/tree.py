@@ -126,6 +126,8 @@ class SoftDecisionTreeLayer(keras.layers.Layer):
         inference="mixture",
         **kwargs,
     ):
+        # Log path probabilities sum many small terms: float32 even under a mixed precision policy.
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         _check_config(
             depth, num_classes, inverse_temperature, penalty_strength, penalty_decay, inference

@@ -98,3 +98,49 @@ def test_describe_refuses_non_tflite_bytes(tmp_path):
     with pytest.raises(ValueError, match="not a TFLite flatbuffer"):
         _flatbuffer.describe(b"not a model at all")
     assert not os.listdir(tmp_path)
+
+
+_XNNPACK_LINE = "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+_OPEN_TWICE = """
+import sys
+
+import numpy as np
+
+from keras_kd import export
+from keras_kd._compat import keras, tf
+
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+with open(sys.argv[1], "wb") as f:
+    f.write(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+litert = export.interpreter(sys.argv[1], num_threads=1)
+litert.set_tensor(litert.get_input_details()[0]["index"], np.ones((1, 4), np.float32))
+litert.invoke()
+print(litert.get_tensor(litert.get_output_details()[0]["index"]).shape)
+"""
+
+
+@pytest.mark.parametrize("level, shown", [("2", False), ("0", True)])
+def test_interpreter_hides_litert_info_line_unless_the_log_level_is_0(tmp_path, level, shown):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _OPEN_TWICE, str(tmp_path / "tiny.tflite")],
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": level},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "(1, 3)"
+    assert (_XNNPACK_LINE in done.stderr) is shown, done.stderr[-3000:]
+
+
+def test_hidden_info_keeps_every_other_stderr_line(capfd, monkeypatch):
+    from keras_kd.export.verify import _litert_info_hidden
+
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "1")
+    with _litert_info_hidden():
+        os.write(2, f"{_XNNPACK_LINE}\nERROR: a real failure\nWARNING: a warning\n".encode())
+    err = capfd.readouterr().err
+    assert "ERROR: a real failure\nWARNING: a warning\n" in err and "INFO:" not in err

@@ -205,3 +205,17 @@ def test_dist_rejects_bad_arguments(kwargs, message):
 def test_dist_shape_mismatch_names_the_shapes(t_shape, s_shape, message):
     with pytest.raises(ValueError, match=message):
         DIST()(tf.zeros(t_shape), tf.zeros(s_shape))
+
+
+def test_defaults_are_dist_at_t4_for_one_teacher_and_multi_kd_for_several():
+    (loss,), alpha = kd.losses.defaults()
+    assert isinstance(loss, kd.losses.DIST) and alpha == 0.5
+    assert (loss.beta, loss.gamma, loss.temperature) == (2.0, 2.0, 4.0)
+    (multi,), multi_alpha = kd.losses.defaults(2)
+    assert isinstance(multi, kd.losses.MultiTeacherKD) and multi_alpha == 0.1
+
+
+@pytest.mark.parametrize("count", [0, 1.5, True])
+def test_defaults_reject_a_bad_teacher_count(count):
+    with pytest.raises(ValueError, match=f"received: num_teachers={count!r}"):
+        kd.losses.defaults(count)
