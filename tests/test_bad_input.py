@@ -185,7 +185,7 @@ _CASE_LIST = [
         "Distiller",
         "augment",
         "mixing layer with alpha > 0",
-        lambda t: _distiller(augment=data.MixUp()),
+        lambda t: _distiller(augment=data.MixUp(name="mix_up")),
     ),
     (
         "Distiller.compile",

@@ -261,7 +261,8 @@ def _command_line(settings):
     """
     argv = []
     for name, value in settings.items():
-        flag = name if name in flags.FLAGS else f"pipeline_{name}"
+        own = f"pipeline_{name}"  # other example scripts in this process may own a bare name
+        flag = own if own in flags.FLAGS else name
         assert flag in flags.FLAGS, f"run() argument {name} has no flag"
         if isinstance(value, (list, tuple)):
             value = ",".join(value)
@@ -300,7 +301,8 @@ def test_pipeline_force_flag_is_passed_to_run_as_force(first_run, tmp_path, monk
 
     monkeypatch.setattr(pipeline, "run", recording_run)
     monkeypatch.setitem(vars(flags.FLAGS), "__flags_parsed", True)
-    with flagsaver.flagsaver(pipeline_force=True):
+    # Other scripts imported into this process set their own defaults of shared flags.
+    with flagsaver.flagsaver(pipeline_force=True, temperature=1.0, alpha=0.1):
         assert pipeline.main(["pipeline"]) == pipeline.NO_FIT_STATUS
     assert asked["force"] is True
 

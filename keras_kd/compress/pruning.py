@@ -159,13 +159,13 @@ def target_step(wrapper):
     if wrapper.sparsity_m_by_n is not None:
         return 1  # tfmot sets m-by-n masks at step 1 only
     schedule = wrapper.pruning_schedule
+    known = (tfmot.sparsity.keras.ConstantSparsity, tfmot.sparsity.keras.PolynomialDecay)
+    if not isinstance(schedule, known):
+        return None  # e.g. lottery's HoldMask, which never updates the mask
     config = schedule.get_config()["config"]
-    begin, end, frequency = config["begin_step"], config["end_step"], config["frequency"]
     if isinstance(schedule, tfmot.sparsity.keras.ConstantSparsity):
-        return _first_update(begin, frequency)
-    if isinstance(schedule, tfmot.sparsity.keras.PolynomialDecay):
-        return end
-    return None
+        return _first_update(config["begin_step"], config["frequency"])
+    return config["end_step"]
 
 
 def schedule_problems(model, planned_steps):
