@@ -231,7 +231,10 @@ def test_distiller_config_keeps_a_file_teacher_and_refuses_an_in_memory_one(kera
 
 def test_live_foreign_teacher_under_mirrored_strategy(files, data):
     x, y = data
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    # Reduce on one device: collective ops keyed by earlier strategies in this process can clash.
+    strategy = tf.distribute.MirroredStrategy(
+        ["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice()
+    )
     with strategy.scope():
         distiller = kd.Distiller(
             student=_student(),
