@@ -168,6 +168,7 @@ def run(
                     logging.info("Measuring mode %s", name)
                     extra = {} if k is None else {"replay_views": k}
                     summary[name] = _subprocess(mode, work_dir, args, **extra)
+                    logging.info("Mode %s: %s", name, json.dumps(summary[name]))
         summary.update(_ratios(summary, views))
     if accuracy_epochs:
         summary["accuracy"] = accuracy(

@@ -111,6 +111,7 @@ class ReplayCache(cache.TeacherCache):
         self._render = tf.function(self.plan.render, reduce_retracing=True)
         self.teacher_examples = 0
         self.loaded = False
+        self._images = None
 
     def _fingerprint(self, x):
         extra = [self.plan.config(), self.views, self.seed, self.dtype, self.top_k]
@@ -131,6 +132,7 @@ class ReplayCache(cache.TeacherCache):
         key = self._fingerprint(x)
         if key == self._key:
             return self._stored
+        self._images = tf.convert_to_tensor(x)  # one copy, shared by the teacher pass and replay
         path = os.path.join(self.cache_dir, f"replay_{key[:16]}") if self.cache_dir else None
         self.loaded = path is not None and os.path.isdir(path)
         if self.loaded:
@@ -171,7 +173,7 @@ class ReplayCache(cache.TeacherCache):
     def _build(self, x, batch_size):
         partners, coefficients = self.plan.draw_partners(len(x), self.views, self.seed)
         mixing = {} if partners is None else {PARTNERS: partners, COEFFICIENTS: coefficients}
-        images, rows_total, parts = tf.convert_to_tensor(x), len(x) * self.views, []
+        images, rows_total, parts = self._images, len(x) * self.views, []
         if rows_total >= 2**32:
             raise ValueError(f"replay supports fewer than 2**32 views, received {rows_total}")
         on_device = {k: tf.convert_to_tensor(v) for k, v in mixing.items()}
@@ -233,8 +235,7 @@ class ReplayCache(cache.TeacherCache):
             ``steps_per_epoch``; the dataset spans epochs ``initial_epoch`` to ``epochs``.
         """
         stored = self.prepare(x)
-        count, views = len(x), self.views
-        images = tf.convert_to_tensor(x)
+        count, views, images = len(x), self.views, self._images
         # Without labels a sample weight has nothing to weigh (it weighs the hard loss).
         extras = (
             []
