@@ -25,7 +25,9 @@ mdistiller: T=4, hard weight 0.1, soft weight 0.9), ``kd_t2`` (T=2, 0.5 / 0.5), 
 on standardized logits, Sun et al. 2024), ``dkd`` (Zhao et al. 2022), ``dist`` (Huang et al.
 2022) with its ImageNet setting (T=1) and, as ``dist_t4``, its CIFAR one (T=4, beta=gamma=2); and
 ``dist_a01`` (DIST with hard weight 0.1 and DIST weight 0.9); ``dist_kd`` (DIST plus ``kd_t2``'s KL,
-each weighted 0.5); and ``patient`` (``kd.recipes.patient_distiller``, Beyer et al. 2022) in the long regimes.
+each weighted 0.5); and ``patient`` (``kd.recipes.patient_distiller``, Beyer et al. 2022: shifts,
+flips and MixUp, the same view to both models, KL at T=1, no label term) in the long regimes, with
+``PATIENT_VIEWS`` replayed views per image (Shen & Xing 2022) so the teacher runs once per view.
 
 Results go to ``<output_dir>/<regime>.json`` after every run, so an interrupted run resumes where
 it stopped; the table of every finished regime is written to ``<output_dir>/regimes.md``, printed,
@@ -70,6 +72,7 @@ REGIMES = {
 HOLDOUT_METHODS = ("scratch", "default", "hinton")
 SUITE = tuple(name for name in REGIMES if not name.startswith("holdout_"))
 LONG_REGIMES = ("fashion_5k_150", "fashion_60k_40")
+PATIENT_VIEWS = 16  # replayed views per image of the patient row
 METHODS = (
     "scratch",
     "default",
@@ -220,7 +223,14 @@ def train_row(method, initial, teacher, data, epochs, batch_size, seed, verbose)
         return history.history["val_accuracy"]
     if method == "patient":
         model = recipes.patient_distiller(
-            student, teacher, len(x), epochs, batch_size, LEARNING_RATE
+            student,
+            teacher,
+            len(x),
+            epochs,
+            batch_size,
+            LEARNING_RATE,
+            replay_views=PATIENT_VIEWS,
+            replay_seed=seed,
         )
         history = model.fit(
             x, epochs=epochs, batch_size=batch_size, validation_data=test, verbose=verbose

@@ -57,3 +57,23 @@ def test_suite_is_fixed():
     )
     assert bench.REGIMES["fashion_5k_30"][1:] == (("cnn", "mlp"), 128, 5000, 30)
     assert 80_000 < bench.count_macs(bench.make_small_cnn((28, 28, 1), 10)) < 120_000
+
+
+def test_patient_row_replays_views_and_runs_only_in_long_regimes(tiny_suite, tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "LONG_REGIMES", (tiny_suite,))
+    monkeypatch.setattr(bench, "PATIENT_VIEWS", 2)
+    built = []
+    original = bench.recipes.patient_distiller
+
+    def spy(*args, **kwargs):
+        built.append(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(bench.recipes, "patient_distiller", spy)
+    result = bench.run_regime(tiny_suite, ("scratch", "patient"), seeds=1, output_dir=str(tmp_path))
+    assert built == [{"replay_views": 2, "replay_seed": 0}]
+    assert 0.0 < result["rows"]["mlp32/patient"]["0"]["accuracy"] <= 1.0
+    monkeypatch.setattr(bench, "LONG_REGIMES", ())
+    (tmp_path / "short").mkdir()
+    short = bench.run_regime(tiny_suite, ("patient",), seeds=1, output_dir=str(tmp_path / "short"))
+    assert set(short["rows"]) == {"mlp32/scratch"}
