@@ -18,7 +18,9 @@ Importing this package quiets TensorFlow's C++ logs before TensorFlow is importe
 ``TF_CPP_MIN_LOG_LEVEL`` to 3 (0 when the command line has ``--verbose=2``) unless it is already
 set, and filters the lines TensorFlow prints while it loads by that level too (they ignore it: its
 logging is not initialized yet). ``--verbose`` is applied in full, once the flags are parsed, by
-``examples.common_flags.apply_verbosity``.
+``examples.common_flags.apply_verbosity``. tf_keras's warning that ``.h5`` is a legacy format is
+not shown: the examples save tfmot's quantization-aware models as ``.h5`` on purpose (tf_keras 2.21
+cannot reload them from ``.keras``).
 """
 
 import contextlib
@@ -26,6 +28,7 @@ import os
 import re
 import sys
 import tempfile
+import warnings
 
 _LEVEL_VAR = "TF_CPP_MIN_LOG_LEVEL"
 # C++ log lines (absl / TSL format) and the banner absl prints before its logging is initialized.
@@ -91,3 +94,4 @@ def _quiet_tensorflow():
 
 
 _quiet_tensorflow()
+warnings.filterwarnings("ignore", message="You are saving your model as an HDF5 file")

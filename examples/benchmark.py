@@ -22,31 +22,22 @@ import json
 import time
 
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
 import keras_kd as kd
 from examples import common_flags, methods
-from examples.models import make_student, make_teacher
+from examples.models import make_student, train_teacher
 from keras_kd import keras
 
-common_flags.set_defaults(
-    dataset="fashion_mnist",
-    train_size=5000,
-    epochs=10,
-    teacher_epochs=10,
-    seeds=3,
-    batch_size=128,
-    learning_rate=3e-3,
-    temperature=4.0,
-    alpha=0.1,
-    output_dir="keras_kd_runs/benchmark",
+FLAGS = flags.FlagValues()
+flags.DEFINE_list(
+    "methods", list(methods.METHODS), "Methods to compare with scratch.", flag_values=FLAGS
 )
-
-_METHODS = flags.DEFINE_list("methods", list(methods.METHODS), "Methods to compare with scratch.")
 flags.register_validator(
     "methods",
     lambda names: bool(names) and set(names) <= set(methods.METHODS),
     message=f"--methods must be one or more names from {list(methods.METHODS)}",
+    flag_values=FLAGS,
 )
 
 
@@ -59,22 +50,6 @@ class _EpochSeconds(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.seconds.append(time.perf_counter() - self._start)
-
-
-def _ce():
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-
-def _teacher(x, y, width, epochs, batch_size, path, verbose=0):
-    """The example CNN teacher, trained as examples/transfer.py trains it (Adam 1e-3, seed 0)."""
-    if os.path.isfile(path):
-        return keras.models.load_model(path)
-    keras.utils.set_random_seed(0)
-    teacher = make_teacher(x.shape[1:], int(y.max()) + 1, width=width)
-    teacher.compile(keras.optimizers.Adam(1e-3), _ce(), metrics=["accuracy"])
-    teacher.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=verbose)
-    teacher.save(path)
-    return teacher
 
 
 def run(
@@ -100,15 +75,13 @@ def run(
     order = np.random.default_rng(0).permutation(len(x))[: train_size or len(x)]
     x_small, y_small = x[order], y[order]
     classes = int(max(y.max(), y_test.max())) + 1
-    train_teacher = {"epochs": teacher_epochs, "batch_size": batch_size, "verbose": verbose}
-    teachers = {
-        "default": _teacher(
-            x, y, 64, path=os.path.join(output_dir, "teacher.keras"), **train_teacher
-        )
-    }
+    # The example CNN teacher, trained as examples/transfer.py trains it (Adam 1e-3, seed 0).
+    teacher = dict(batch_size=batch_size, learning_rate=1e-3, verbose=verbose, seed=0)
+    path = os.path.join(output_dir, "teacher.keras")
+    teachers = {"default": train_teacher(x, y, teacher_epochs, 64, path=path, **teacher)}
     if "fsp" in method_names:
         path = os.path.join(output_dir, "teacher_w16.keras")
-        teachers["fsp"] = _teacher(x, y, 16, path=path, **train_teacher)
+        teachers["fsp"] = train_teacher(x, y, teacher_epochs, 16, path=path, **teacher)
     rows = {name: {"accuracy": [], "seconds_per_epoch": []} for name in ["scratch", *method_names]}
     for seed in range(seeds):
         keras.utils.set_random_seed(seed + 1)
@@ -123,7 +96,9 @@ def run(
                 model = kd.Distiller(
                     student, teacher, **methods.make_losses(name, temperature, alpha)
                 )
-            model.compile(keras.optimizers.Adam(learning_rate), _ce(), metrics=["accuracy"])
+            model.compile(
+                keras.optimizers.Adam(learning_rate), kd.recipes.hard_loss(), metrics=["accuracy"]
+            )
             timer = _EpochSeconds()
             keras.utils.set_random_seed(seed + 2)
             model.fit(
@@ -149,11 +124,7 @@ def run(
         "teacher_acc": teacher_acc,
         "rows": rows,
     }
-    with open(os.path.join(output_dir, "benchmark.json"), "w") as f:
-        json.dump(result, f, indent=1)
-    with open(os.path.join(output_dir, "benchmark.md"), "w") as f:
-        f.write(markdown(result) + "\n")
-    return result
+    return common_flags.write_result(output_dir, "benchmark", result, markdown(result))
 
 
 def markdown(result):
@@ -173,29 +144,19 @@ def markdown(result):
     return "\n".join(lines)
 
 
+common_flags.define(FLAGS, run)
+
+
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    result = run(
-        dataset=common_flags.DATASET.value,
-        train_size=common_flags.TRAIN_SIZE.value,
-        epochs=common_flags.EPOCHS.value,
-        teacher_epochs=common_flags.TEACHER_EPOCHS.value,
-        seeds=common_flags.SEEDS.value,
-        batch_size=common_flags.BATCH_SIZE.value,
-        learning_rate=common_flags.LEARNING_RATE.value,
-        temperature=common_flags.TEMPERATURE.value,
-        alpha=common_flags.ALPHA.value,
-        method_names=_METHODS.value,
-        output_dir=common_flags.OUTPUT_DIR.value,
-        verbose=common_flags.keras_verbosity(),
-    )
+    common_flags.reject_extra_arguments(argv)
+    result = run(**common_flags.arguments(run, FLAGS, method_names="methods"))
     print(
-        f"teachers {result['teacher_acc']}; {result['train_size']} training examples, {result['epochs']} epochs"
+        f"teachers {result['teacher_acc']}; {result['train_size']} training examples, "
+        f"{result['epochs']} epochs"
     )
     print(markdown(result))
     print(json.dumps(result))
 
 
 if __name__ == "__main__":
-    common_flags.run_app(main)
+    common_flags.run_app(main, FLAGS)

@@ -24,28 +24,20 @@ import subprocess
 import time
 
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
 import keras_kd as kd
 from examples import common_flags
 from examples.models import make_student, make_teacher
 from keras_kd import keras, resilience
 
-common_flags.set_defaults(
-    dataset="fashion_mnist",
-    train_size=10000,
-    epochs=4,
-    batch_size=128,
-    teacher_width=32,
-    student_width=8,
-    seed=0,
-)
-
-_DETERMINISM_MODE = flags.DEFINE_enum(
+FLAGS = flags.FlagValues()
+flags.DEFINE_enum(
     "determinism_mode",
     "both",
     ["both", "on", "off"],
     "Internal: run one mode (on/off) and print its JSON; both runs each in a subprocess.",
+    flag_values=FLAGS,
 )
 
 
@@ -67,9 +59,7 @@ def _train(x, y, epochs, batch_size, seed, teacher_width, student_width, callbac
     teacher = make_teacher(x.shape[1:], num_classes, width=teacher_width)
     student = make_student(x.shape[1:], num_classes, width=student_width)
     distiller = kd.Distiller(student, teacher, alpha=0.1)
-    distiller.compile(
-        keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    )
+    distiller.compile(keras.optimizers.Adam(1e-3), kd.recipes.hard_loss())
     distiller.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=list(callbacks))
     return student.get_weights()
 
@@ -91,7 +81,15 @@ def run_mode(deterministic, dataset, train_size, epochs, batch_size, seed, width
     }
 
 
-def run(dataset, train_size, epochs, batch_size, seed, teacher_width=32, student_width=8):
+def run(
+    dataset="fashion_mnist",
+    train_size=10000,
+    epochs=4,
+    batch_size=128,
+    seed=0,
+    teacher_width=32,
+    student_width=8,
+):
     """Runs both modes, each in a subprocess, and returns the results dict (see module doc)."""
     kd.data.load(dataset)  # a missing dataset fails here, in one line, not in a subprocess
     results = {}
@@ -124,22 +122,21 @@ def run(dataset, train_size, epochs, batch_size, seed, teacher_width=32, student
     }
 
 
+common_flags.define(FLAGS, run)
+flags.register_validator(
+    "epochs",
+    lambda epochs: epochs >= 2,
+    "--epochs must be >= 2 (the first epoch is not timed)",
+    flag_values=FLAGS,
+)
+
+
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if common_flags.EPOCHS.value < 2:
-        # Checked here, not by a validator: --epochs is shared with scripts that allow 1.
-        raise app.UsageError("--epochs must be >= 2 (the first epoch is not timed)")
-    args = dict(
-        dataset=common_flags.DATASET.value,
-        train_size=common_flags.TRAIN_SIZE.value,
-        epochs=common_flags.EPOCHS.value,
-        batch_size=common_flags.BATCH_SIZE.value,
-        seed=common_flags.SEED.value,
-    )
-    widths = (common_flags.TEACHER_WIDTH.value, common_flags.STUDENT_WIDTH.value)
-    if _DETERMINISM_MODE.value != "both":
-        result = run_mode(_DETERMINISM_MODE.value == "on", widths=widths, **args)
+    common_flags.reject_extra_arguments(argv)
+    args = common_flags.arguments(run_mode, FLAGS)
+    widths = (FLAGS.teacher_width, FLAGS.student_width)
+    if FLAGS.determinism_mode != "both":
+        result = run_mode(FLAGS.determinism_mode == "on", widths=widths, **args)
     else:
         result = run(**args, teacher_width=widths[0], student_width=widths[1])
         print(
@@ -150,4 +147,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    common_flags.run_app(main)
+    common_flags.run_app(main, FLAGS)

@@ -29,7 +29,7 @@ import json
 import time
 
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
 import keras_kd as kd
 from examples import common_flags
@@ -37,33 +37,25 @@ from examples.models import make_student
 from keras_kd import export, keras
 from keras_kd._compat import tf
 
-common_flags.set_defaults(
-    dataset="fashion_mnist",
-    model=None,
-    train_size=0,
-    epochs=5,
-    student_width=16,
-    batch_size=128,
-    runs=200,
-    seed=0,
-    output_dir="keras_kd_runs/benchmark_export",
+FLAGS = flags.FlagValues()
+flags.DEFINE_integer(
+    "fine_tune_epochs", 2, "Epochs of QAT and of pruning.", lower_bound=1, flag_values=FLAGS
 )
-
-_FINE_TUNE_EPOCHS = flags.DEFINE_integer(
-    "fine_tune_epochs", 2, "Epochs of QAT and of pruning.", lower_bound=1
+flags.DEFINE_float(
+    "sparsity",
+    0.75,
+    "Sparsity of the pruned row.",
+    lower_bound=0.0,
+    upper_bound=0.99,
+    flag_values=FLAGS,
 )
-_SPARSITY = flags.DEFINE_float(
-    "sparsity", 0.75, "Sparsity of the pruned row.", lower_bound=0.0, upper_bound=0.99
-)
-
-
 _THREADS = (1, 2)
 
 
 def _compile(model, learning_rate):
     model.compile(
         keras.optimizers.Adam(learning_rate),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        kd.recipes.hard_loss(),
         metrics=["accuracy"],
     )
     return model
@@ -215,27 +207,15 @@ def markdown_table(rows):
     return "\n".join(lines)
 
 
+common_flags.define(FLAGS, run)
+
+
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    result = run(
-        dataset=common_flags.DATASET.value,
-        model=common_flags.MODEL.value,
-        train_size=common_flags.TRAIN_SIZE.value,
-        epochs=common_flags.EPOCHS.value,
-        fine_tune_epochs=_FINE_TUNE_EPOCHS.value,
-        student_width=common_flags.STUDENT_WIDTH.value,
-        batch_size=common_flags.BATCH_SIZE.value,
-        sparsity=_SPARSITY.value,
-        runs=common_flags.RUNS.value,
-        seed=common_flags.SEED.value,
-        output_dir=common_flags.OUTPUT_DIR.value,
-        verbose=common_flags.keras_verbosity(),
-        unsafe_deserialization=common_flags.UNSAFE_DESERIALIZATION.value,
-    )
+    common_flags.reject_extra_arguments(argv)
+    result = run(**common_flags.arguments(run, FLAGS))
     print(markdown_table(result["rows"]))
     print(json.dumps(result))
 
 
 if __name__ == "__main__":
-    common_flags.run_app(main)
+    common_flags.run_app(main, FLAGS)

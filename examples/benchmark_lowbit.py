@@ -28,43 +28,45 @@ import json
 import time
 
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
 import keras_kd as kd
 from examples import common_flags
-from examples.models import make_teacher
+from examples.models import train_teacher
 from keras_kd import compress, keras
 
 MODES = ("float", "8", "4", "2", "ternary", "binary")
 
-common_flags.set_defaults(
-    dataset="fashion_mnist",
-    train_size=10000,
-    epochs=5,
-    teacher_epochs=5,
-    teacher_width=32,
-    batch_size=128,
-    learning_rate=2e-3,
-    temperature=4.0,
-    alpha=0.1,
-    seed=0,
-    output_dir="keras_kd_runs/lowbit",
-)
-_MODES = flags.DEFINE_list(
-    "lowbit_modes", ["float", "8", "4", "ternary", "binary"], f"Weight modes from {list(MODES)}."
+FLAGS = flags.FlagValues()
+flags.DEFINE_list(
+    "lowbit_modes",
+    ["float", "8", "4", "ternary", "binary"],
+    f"Weight modes from {list(MODES)}.",
+    flag_values=FLAGS,
 )
 flags.register_validator(
     "lowbit_modes",
     lambda modes: bool(modes) and set(modes) <= set(MODES) and len(set(modes)) == len(modes),
     message=f"--lowbit_modes must be distinct names from {list(MODES)}",
+    flag_values=FLAGS,
 )
-_HIDDEN = flags.DEFINE_integer(
-    "lowbit_hidden", 128, "Units of the student's dense layer.", lower_bound=1, upper_bound=4096
+flags.DEFINE_integer(
+    "lowbit_hidden",
+    128,
+    "Units of the student's dense layer.",
+    lower_bound=1,
+    upper_bound=4096,
+    flag_values=FLAGS,
 )
-_KEEP_8BIT = flags.DEFINE_bool(
-    "lowbit_keep_first_last_8bit", True, "Keep 8-bit weights in the first and last layers."
+flags.DEFINE_bool(
+    "lowbit_keep_first_last_8bit",
+    True,
+    "Keep 8-bit weights in the first and last layers.",
+    flag_values=FLAGS,
 )
-_TFLITE = flags.DEFINE_bool("lowbit_tflite", True, "Also convert each student to int8 TFLite.")
+flags.DEFINE_bool(
+    "lowbit_tflite", True, "Also convert each student to int8 TFLite.", flag_values=FLAGS
+)
 
 
 def make_lowbit_student(input_shape, num_classes, hidden=128):
@@ -78,10 +80,6 @@ def make_lowbit_student(input_shape, num_classes, hidden=128):
     x = keras.layers.Dense(hidden, activation="relu", name="lb_dense")(x)
     outputs = keras.layers.Dense(num_classes, name="lb_logits")(x)
     return keras.Model(inputs, outputs, name="lowbit_student")
-
-
-def _ce():
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
 def _weight_bits(mode):
@@ -126,10 +124,9 @@ def run(
     order = np.random.default_rng(seed).permutation(len(x))[: train_size or len(x)]
     x_small, y_small = x[order], y[order]
     classes = int(max(y.max(), y_test.max())) + 1
-    keras.utils.set_random_seed(seed)
-    teacher = make_teacher(x.shape[1:], classes, width=teacher_width)
-    teacher.compile(keras.optimizers.Adam(1e-3), _ce(), metrics=["accuracy"])
-    teacher.fit(x, y, epochs=teacher_epochs, batch_size=batch_size, verbose=verbose)
+    teacher = train_teacher(
+        x, y, teacher_epochs, teacher_width, batch_size, 1e-3, verbose, seed, num_classes=classes
+    )
     teacher_acc = float(teacher.evaluate(x_test, y_test, verbose=0)[1])
     logging.info("teacher: %.4f", teacher_acc)
     keras.utils.set_random_seed(seed + 1)
@@ -151,10 +148,12 @@ def run(
                 model = kd.Distiller(
                     student, teacher, losses=[kd.losses.LogitsKD(temperature)], alpha=alpha
                 )
-            model.compile(keras.optimizers.Adam(learning_rate), _ce(), metrics=["accuracy"])
+            model.compile(
+                keras.optimizers.Adam(learning_rate), kd.recipes.hard_loss(), metrics=["accuracy"]
+            )
             keras.utils.set_random_seed(seed + 2)
             model.fit(x_small, y_small, epochs=epochs, batch_size=batch_size, verbose=verbose)
-            student.compile(loss=_ce(), metrics=["accuracy"])
+            student.compile(loss=kd.recipes.hard_loss(), metrics=["accuracy"])
             size = compress.packed_size(student)
             row = {
                 "mode": mode,
@@ -183,11 +182,7 @@ def run(
         "seed": seed,
         "rows": rows,
     }
-    with open(os.path.join(output_dir, "lowbit.json"), "w") as f:
-        json.dump(result, f, indent=1)
-    with open(os.path.join(output_dir, "lowbit.md"), "w") as f:
-        f.write(markdown(result) + "\n")
-    return result
+    return common_flags.write_result(output_dir, "lowbit", result, markdown(result))
 
 
 def markdown(result):
@@ -218,26 +213,14 @@ def markdown(result):
     return "\n".join(lines)
 
 
+common_flags.define(FLAGS, run)
+
+
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    common_flags.reject_extra_arguments(argv)
+    names = dict(hidden="lowbit_hidden", keep_first_last_8bit="lowbit_keep_first_last_8bit")
     result = run(
-        dataset=common_flags.DATASET.value,
-        train_size=common_flags.TRAIN_SIZE.value,
-        epochs=common_flags.EPOCHS.value,
-        teacher_epochs=common_flags.TEACHER_EPOCHS.value,
-        teacher_width=common_flags.TEACHER_WIDTH.value,
-        batch_size=common_flags.BATCH_SIZE.value,
-        learning_rate=common_flags.LEARNING_RATE.value,
-        temperature=common_flags.TEMPERATURE.value,
-        alpha=common_flags.ALPHA.value,
-        seed=common_flags.SEED.value,
-        modes=tuple(_MODES.value),
-        hidden=_HIDDEN.value,
-        keep_first_last_8bit=_KEEP_8BIT.value,
-        tflite=_TFLITE.value,
-        output_dir=common_flags.OUTPUT_DIR.value,
-        verbose=common_flags.keras_verbosity(),
+        **common_flags.arguments(run, FLAGS, modes="lowbit_modes", tflite="lowbit_tflite", **names)
     )
     print(f"teacher {result['teacher_acc']:.4f}; {result['train_size']} training examples")
     print(markdown(result))
@@ -245,4 +228,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    common_flags.run_app(main)
+    common_flags.run_app(main, FLAGS)

@@ -1,10 +1,13 @@
 r"""Benchmarks the training schemes against a scratch student and plain KD, over several seeds.
 
 For each seed: a random training subset, the example CNN teacher, then the example student trained
-from scratch, by plain KD (Hinton), and by each scheme of ``keras_kd.schemes``. Every student model
-trains ``--epochs`` epochs per training run (the ``student epochs`` column counts all the runs that
-produced the reported model). Prints a markdown table of test accuracy, mean +- std over seeds, and
-a last line with one JSON object.
+from scratch, by plain KD (one Distiller), and by each scheme of ``keras_kd.schemes``, all with the
+library's measured defaults (``--temperature`` switches the distilling rows to Hinton KD at that
+temperature; ``--alpha`` sets their hard-label weight). Every student model trains ``--epochs``
+epochs per training run; the ``student epochs`` column counts all the runs that produced the
+reported model, and the scratch student is also trained for each such total, so that every row is
+compared with scratch at an equal total budget. Prints a markdown table of test accuracy, mean +-
+std over seeds, and a last line with one JSON object.
 
     python -m examples.benchmark_schemes --train_size=10000 --epochs=5 --seeds=2
 
@@ -42,8 +45,6 @@ common_flags.set_defaults(
     seeds=2,
     batch_size=64,
     learning_rate=3e-3,
-    temperature=4.0,
-    alpha=0.1,
 )
 
 ROWS = (
@@ -105,7 +106,11 @@ def _one_seed(
     alpha,
     verbose=0,
 ):
-    """Trains the teacher and every requested row for one seed; returns {row: test accuracy}."""
+    """Trains the teacher and every requested row for one seed.
+
+    Returns:
+        ``({row: test accuracy}, {row: training runs behind it}, {runs: scratch test accuracy})``.
+    """
     (x_all, y_all), (x_test, y_test) = data
     train, val = _subsets(x_all, y_all, train_size, seed)
     shape, classes = train[0].shape[1:], int(max(y_all.max(), y_test.max())) + 1
@@ -115,7 +120,10 @@ def _one_seed(
         "optimizer": lambda: keras.optimizers.Adam(learning_rate),
         "verbose": verbose,
     }
-    distill = {"alpha": alpha, "temperature": temperature, **common}
+    if temperature is not None:
+        common["losses"] = lambda: [kd.losses.LogitsKD(temperature)]
+    common["alpha"] = alpha
+    runs = dict(_EPOCH_RUNS)
 
     def student(width=16):
         return make_student(shape, classes, width=width)
@@ -137,32 +145,33 @@ def _one_seed(
         logging.info("seed %d: %s", seed, row)
         if row == "kd":
             model = _copy(initial)
-            distiller = kd.Distiller(
-                model, teacher, losses=[kd.losses.LogitsKD(temperature)], alpha=alpha
-            )
+            losses = common["losses"]() if "losses" in common else None
+            distiller = kd.Distiller(model, teacher, losses=losses, alpha=alpha)
             distiller.compile(keras.optimizers.Adam(learning_rate), _ce(), metrics=["accuracy"])
             distiller.fit(*train, epochs=epochs, batch_size=batch_size, verbose=verbose)
         elif row == "mutual_learning":
-            model = schemes.mutual_learning([_copy(initial), student()], train, **common).models[0]
+            cohort = [_copy(initial), student()]
+            model = schemes.mutual_learning(cohort, train, **common).models[0]
         elif row in ("born_again", "born_again_ensemble"):
             if "born_again" in result:
                 continue  # both rows come from one run
-            ban = schemes.born_again(student, scratch, 2, train, temperature=temperature, **common)
-            result["born_again"] = _accuracy(ban.generations[-1], x_test, y_test)
-            result["born_again_ensemble"] = _accuracy(ban.ensemble, x_test, y_test)
+            ban = schemes.born_again(scratch, student, train, generations=2, **common)
+            result["born_again"] = _accuracy(ban.student, x_test, y_test)
+            result["born_again_ensemble"] = _accuracy(ban.extras["ensemble"], x_test, y_test)
             continue
         elif row == "teacher_assistant":
             model = schemes.teacher_assistant(
-                teacher, [student(32)], _copy(initial), train, **distill
+                teacher, [student(32)], _copy(initial), train, **common
             ).student
         elif row == "label_refinery":
-            model = schemes.label_refinery(student, train, val, 2, **common).best_model
+            refinery = schemes.label_refinery(student, train, val, max_rounds=2, **common)
+            model, runs[row] = refinery.student, len(refinery.models)
         elif row == "fsp_two_stage":
             fsp_teacher = fit_plain(make_teacher(shape, classes, width=16), teacher_epochs)
             result["fsp_teacher"] = _accuracy(fsp_teacher, x_test, y_test)
             flows = [(("t_pool1", "t_block2"), ("s_pool1", "s_block2"))]
             model = schemes.fsp_two_stage(
-                fsp_teacher, _copy(initial), flows, train, kd=True, **distill
+                fsp_teacher, _copy(initial), train, flows=flows, kd=True, **common
             ).student
         elif row == "self_compress":
             from keras_kd import compress
@@ -170,13 +179,16 @@ def _one_seed(
             def prune(model):
                 return compress.prune(model, 0.5, schedule="constant", frequency=1)
 
-            model = compress.strip(
-                schemes.self_compress(scratch, prune, train, **distill).compressed
-            )
+            model = compress.strip(schemes.self_compress(scratch, prune, train, **common).student)
         else:
             continue  # scratch is always trained
         result[row] = _accuracy(model, x_test, y_test)
-    return result
+    budgets = {runs[row] for row in result if row in runs} - {1}
+    same_budget = {1: result["scratch"]}
+    for count in sorted(budgets):  # the scratch student at each total budget of a reported row
+        keras.utils.set_random_seed(seed + 1)
+        same_budget[count] = _accuracy(fit_plain(_copy(initial), count * epochs), x_test, y_test)
+    return result, {row: runs[row] for row in result if row in runs}, same_budget
 
 
 def _ce():
@@ -197,8 +209,8 @@ def run(
     seeds=2,
     batch_size=64,
     learning_rate=3e-3,
-    temperature=4.0,
-    alpha=0.1,
+    temperature=None,
+    alpha=None,
     rows=ROWS,
     verbose=0,
 ):
@@ -214,14 +226,19 @@ def run(
         seeds: Number of seeds, run as 0, 1, ...
         batch_size: Batch size.
         learning_rate: Adam learning rate of every model.
-        temperature: Distillation temperature of the KD rows.
-        alpha: Weight of the hard labels in the KD rows.
+        temperature: ``None`` (the measured default losses of the Distiller and of mutual
+            learning's peer term), or the temperature of Hinton KD (``LogitsKD``) in every
+            distilling row instead.
+        alpha: Weight of the hard labels in every distilling row; ``None``: the measured
+            defaults.
         rows: Names from ``ROWS``; the teacher and scratch are always run.
         verbose: Keras ``fit`` verbosity of every training run (0, 1 or 2).
 
     Returns:
         ``{"rows": {row: {"mean", "std", "runs"}}, "dataset", "train_size", "epochs",
-        "teacher_epochs", "seeds"}`` with test accuracies.
+        "teacher_epochs", "seeds"}`` with test accuracies. A student row's stats also hold
+        ``student_epochs`` (per seed, all the training runs behind its model) and
+        ``scratch_same_epochs`` (per seed, the scratch student trained for that many epochs).
 
     Example:
         >>> result = run(dataset="digits", train_size=512, epochs=2, seeds=1, rows=["kd"])
@@ -245,9 +262,14 @@ def run(
     ]
     table = {}
     for row in ["teacher", "fsp_teacher", *ROWS]:
-        runs = [r[row] for r in per_seed if row in r]
-        if runs:
-            table[row] = {"mean": float(np.mean(runs)), "std": float(np.std(runs)), "runs": runs}
+        seeds_with_row = [(r, n, same) for r, n, same in per_seed if row in r]
+        if not seeds_with_row:
+            continue
+        runs = [r[row] for r, _, _ in seeds_with_row]
+        table[row] = {"mean": float(np.mean(runs)), "std": float(np.std(runs)), "runs": runs}
+        if row in _EPOCH_RUNS:
+            table[row]["student_epochs"] = [n[row] * epochs for _, n, _ in seeds_with_row]
+            table[row]["scratch_same_epochs"] = [same[n[row]] for _, n, same in seeds_with_row]
     return {
         "dataset": dataset,
         "train_size": train_size,
@@ -267,15 +289,23 @@ def markdown(result):
     Returns:
         The table as one string.
     """
-    lines = ["| model | student epochs | test accuracy (mean ± std) |", "| --- | --- | --- |"]
+    lines = [
+        "| model | student epochs | test accuracy (mean ± std) | scratch, same epochs "
+        "| beats scratch at an equal budget |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for row, stats in result["rows"].items():
-        runs = _EPOCH_RUNS.get(row)
-        epochs = (
-            "-"
-            if runs is None
-            else ("≤ " if row == "label_refinery" else "") + str(runs * result["epochs"])
-        )
-        lines.append(f"| {row} | {epochs} | {stats['mean']:.4f} ± {stats['std']:.4f} |")
+        cells = [row, "-", f"{stats['mean']:.4f} ± {stats['std']:.4f}", "-", "-"]
+        if "student_epochs" in stats:
+            budgets = sorted(set(stats["student_epochs"]))
+            cells[1] = "/".join(str(b) for b in budgets)  # the refinery may stop at another round
+            same = stats["scratch_same_epochs"]
+            cells[3] = f"{np.mean(same):.4f} ± {np.std(same):.4f}"
+            if row != "scratch":
+                wins = sum(a > b for a, b in zip(stats["runs"], same))
+                verdict = "yes" if wins == len(same) else "no" if not wins else "mixed"
+                cells[4] = f"{verdict} ({wins} of {len(same)} seeds)"
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -290,8 +320,8 @@ def main(argv):
         seeds=common_flags.SEEDS.value,
         batch_size=common_flags.BATCH_SIZE.value,
         learning_rate=common_flags.LEARNING_RATE.value,
-        temperature=common_flags.TEMPERATURE.value,
-        alpha=common_flags.ALPHA.value,
+        temperature=common_flags.TEMPERATURE.value if common_flags.TEMPERATURE.present else None,
+        alpha=common_flags.ALPHA.value if common_flags.ALPHA.present else None,
         rows=_ROWS.value,
         verbose=common_flags.keras_verbosity(),
     )

@@ -1,22 +1,31 @@
-"""Flags that several example scripts share, declared once, and the way every script runs.
+"""The flags example scripts share, the way a script declares them, and the way every script runs.
 
 absl keeps one global flag registry, so two scripts that each declared ``--dataset`` could not be
-imported into one process (the test suite imports every script's ``run``). Each script uses these
-holders and sets its own defaults with ``set_defaults`` right after importing this module. Nothing
-here reads a file, a directory or the environment when it is imported: paths are checked when the
-command line is parsed, datasets when they are loaded.
+imported into one process (the test suite imports every script's ``run``). So each script declares
+its flags in a ``flags.FlagValues`` of its own: the shared ones named by its ``run``'s
+parameters, with their defaults (``define``), its own ones with ``flag_values=FLAGS``.
+``run_app`` adds them to absl's registry only in the process that runs the script. Nothing here reads a file, a directory or the
+environment when it is imported: paths are checked when the command line is parsed, datasets when
+they are loaded.
 
-``--verbose`` (``apply_verbosity``): 0 (the default) quiet, TensorFlow's C++ logs and absl INFO
-lines hidden, Keras silent; 1 the same with Keras progress bars inside long stages; 2 full logs,
-TensorFlow's C++ logs and absl INFO lines on, Keras one line per epoch.
+``--verbose`` (every script has it; ``apply_verbosity``): 0 (the default) quiet, TensorFlow's C++
+logs and absl INFO lines hidden, Keras silent; 1 the same with Keras progress bars inside long
+stages; 2 full logs, TensorFlow's C++ logs and absl INFO lines on, Keras one line per epoch.
 
 Example:
+    >>> from absl import flags
     >>> from examples import common_flags
-    >>> common_flags.set_defaults(dataset="fashion_mnist", epochs=5)
-    >>> common_flags.DATASET.value
-    'fashion_mnist'
+    >>> FLAGS = flags.FlagValues()
+    >>> def run(dataset="fashion_mnist", epochs=5, verbose=0): ...
+    >>> _ = common_flags.define(FLAGS, run)  # --dataset, --epochs, --verbose: run's defaults
+    >>> FLAGS["epochs"].default
+    5
+    >>> if __name__ == "__main__":
+    ...     common_flags.run_app(main, FLAGS)  # main calls run(**common_flags.arguments(run, FLAGS))
 """
 
+import inspect
+import json
 import math
 import os
 import sys
@@ -25,90 +34,228 @@ from absl import app, flags, logging
 
 import keras_kd as kd
 
-DATASET = flags.DEFINE_string(
-    "dataset",
-    "digits",
-    "Dataset for keras_kd.data.load: digits, mnist1d, fashion_mnist (the IDX files in "
-    "$KERAS_KD_FASHION_MNIST, default /usr/share/datasets/fashion-mnist), idx:<dir>, tfds:<name>.",
-)
-TRAIN_SIZE = flags.DEFINE_integer(
-    "train_size", 0, "Use only this many training examples (0: all).", lower_bound=0
-)
-EPOCHS = flags.DEFINE_integer(
-    "epochs", 10, "Student epochs (equal for every compared student).", lower_bound=1
-)
-TEACHER_EPOCHS = flags.DEFINE_integer("teacher_epochs", 10, "Teacher epochs.", lower_bound=1)
-BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Batch size.", lower_bound=1)
-LEARNING_RATE = flags.DEFINE_float("learning_rate", 3e-3, "Adam learning rate.", lower_bound=0.0)
-TEMPERATURE = flags.DEFINE_float(
-    "temperature", 4.0, "Distillation temperature T.", lower_bound=1e-6
-)
-ALPHA = flags.DEFINE_float(
-    "alpha", 0.1, "Weight of the hard-label loss.", lower_bound=0.0, upper_bound=1.0
-)
-SEED = flags.DEFINE_integer("seed", 0, "Random seed.", lower_bound=0)
-SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per row (mean and std over them).", lower_bound=1)
-TEACHER_WIDTH = flags.DEFINE_integer(
-    "teacher_width", 64, "Filters of the teacher's first block.", lower_bound=1
-)
-STUDENT_WIDTH = flags.DEFINE_integer(
-    "student_width", 16, "Filters of the student's first block.", lower_bound=1
-)
-MODEL = flags.DEFINE_string(
-    "model",
-    None,
-    "A saved model to start from, loaded by keras_kd.load_model: a .keras or .h5 file (tf_keras or "
-    "Keras 3) or a tf_keras SavedModel directory.",
-)
-UNSAFE_DESERIALIZATION = flags.DEFINE_boolean(
-    "unsafe_deserialization",
-    False,
-    "Let --model load a file that runs Python code when loaded (a Lambda layer). Trusted files only.",
-)
-RUNS = flags.DEFINE_integer(
-    "runs", 50, "Timed interpreter invocations per thread count.", lower_bound=1
-)
-OUTPUT_DIR = flags.DEFINE_string(
-    "output_dir", "keras_kd_runs", "Where models, reports and results are written."
-)
-VERBOSE = flags.DEFINE_enum(
-    "verbose",
-    "0",
-    ["0", "1", "2"],
-    "0 quiet; 1 Keras progress bars in long stages; 2 full logs (TensorFlow C++, absl INFO).",
-)
 
-# The form of the name only: the files are looked for when the dataset is loaded (a missing
-# dataset then exits 2 with one line, see run_app), never when a script is imported or parsed.
-flags.register_validator(
-    "dataset",
-    kd.data.is_valid_name,
-    message=f"--dataset must be one of {list(kd.data.NAMES)}",
+def _is_directory_path(path):
+    return bool(path) and not (os.path.exists(path) and not os.path.isdir(path))
+
+
+_DATASET_HELP = (
+    "Dataset for keras_kd.data.load: digits, mnist1d, fashion_mnist (the IDX files in "
+    "$KERAS_KD_FASHION_MNIST, default /usr/share/datasets/fashion-mnist), idx:<dir>, tfds:<name>."
 )
-flags.register_validator(
-    "learning_rate", lambda rate: rate > 0, message="--learning_rate must be > 0"
+_MODEL_HELP = (
+    "A saved model to start from, loaded by keras_kd.load_model: a .keras or .h5 file (tf_keras or "
+    "Keras 3) or a tf_keras SavedModel directory."
 )
-flags.register_validator(
-    "output_dir",
-    lambda path: bool(path) and not (os.path.exists(path) and not os.path.isdir(path)),
-    message="--output_dir must be a directory path (it may not exist yet), not a file or empty",
+_UNSAFE_HELP = "Let --model load a file that runs Python code (a Lambda layer). Trusted files only."
+_VERBOSE_HELP = (
+    "0 quiet; 1 Keras progress bars in long stages; 2 full logs (TensorFlow, absl INFO)."
 )
-flags.register_validator(
-    "model",
-    lambda path: path is None or os.path.exists(path),
-    message="--model must be an existing file or SavedModel directory",
-)
+_INT, _FLOAT, _STR = flags.DEFINE_integer, flags.DEFINE_float, flags.DEFINE_string
+# name -> (DEFINE function, help, bounds or enum values)
+_SHARED = {
+    "dataset": (_STR, _DATASET_HELP, {}),
+    "train_size": (_INT, "Use only this many training examples (0: all).", {"lower_bound": 0}),
+    "epochs": (_INT, "Student epochs (equal for every compared student).", {"lower_bound": 1}),
+    "teacher_epochs": (_INT, "Teacher epochs.", {"lower_bound": 1}),
+    "batch_size": (_INT, "Batch size.", {"lower_bound": 1}),
+    "learning_rate": (_FLOAT, "Adam learning rate.", {"lower_bound": 0.0}),
+    "temperature": (_FLOAT, "Distillation temperature T.", {"lower_bound": 1e-6}),
+    "alpha": (_FLOAT, "Weight of the hard-label loss.", {"lower_bound": 0.0, "upper_bound": 1.0}),
+    "seed": (_INT, "Random seed.", {"lower_bound": 0}),
+    "seeds": (_INT, "Seeds per row (mean and std over them).", {"lower_bound": 1}),
+    "teacher_width": (_INT, "Filters of the teacher's first block.", {"lower_bound": 1}),
+    "student_width": (_INT, "Filters of the student's first block.", {"lower_bound": 1}),
+    "model": (_STR, _MODEL_HELP, {}),
+    "unsafe_deserialization": (flags.DEFINE_boolean, _UNSAFE_HELP, {}),
+    "runs": (_INT, "Timed interpreter invocations per thread count.", {"lower_bound": 1}),
+    "output_dir": (_STR, "Where models, reports and results are written.", {}),
+    "verbose": (flags.DEFINE_enum, _VERBOSE_HELP, {"enum_values": ["0", "1", "2"]}),
+}
+# name -> (checker, message). The form of --dataset only: its files are looked for when it is
+# loaded (a missing dataset then exits 2 with one line, see run_app), never at import or parse.
+_VALIDATORS = {
+    "dataset": (kd.data.is_valid_name, f"--dataset must be one of {list(kd.data.NAMES)}"),
+    "learning_rate": (lambda rate: rate > 0, "--learning_rate must be > 0"),
+    "model": (
+        lambda path: path is None or os.path.exists(path),
+        "--model must be an existing file or SavedModel directory",
+    ),
+    "output_dir": (
+        _is_directory_path,
+        "--output_dir must be a directory path (it may not exist yet), not a file or empty",
+    ),
+}
+SHARED_FLAGS = tuple(_SHARED)
+
+
+def define(flag_values, function=None, **defaults):
+    """Declares the shared flags a script uses, with its defaults, and ``--verbose``.
+
+    The shared flags are those named by a parameter of ``function`` (the script's ``run``) that
+    has a default, which becomes the flag's default, so that the command line and ``run`` cannot
+    disagree; and those named in ``defaults``. Each keeps one help text, bounds and validator for
+    every script. ``--verbose`` (default 0) is declared in every script, as ``run_app`` applies it.
+
+    Args:
+        flag_values: The script's own ``flags.FlagValues``.
+        function: The function whose parameters name the flags (``run``), or ``None``.
+        **defaults: Shared flag name to default, for flags ``function`` does not name or whose
+            default differs from its parameter's, e.g. ``seeds=1``.
+
+    Returns:
+        ``{name: flags.FlagHolder}`` of the flags declared.
+
+    Raises:
+        ValueError: If a name of ``defaults`` is not a shared flag (``SHARED_FLAGS``), naming it.
+        flags.IllegalFlagValueError: If a default has the wrong type or is out of bounds.
+
+    Example:
+        >>> FLAGS = flags.FlagValues()
+        >>> def run(dataset="digits", epochs=40, verbose=0): ...
+        >>> holders = define(FLAGS, run, seeds=3)
+        >>> sorted(holders)
+        ['dataset', 'epochs', 'seeds', 'verbose']
+    """
+    unknown = sorted(set(defaults) - set(_SHARED))
+    if unknown:
+        raise ValueError(
+            f"names must be shared flags, from {list(SHARED_FLAGS)}, received: {unknown}"
+        )
+    parameters = inspect.signature(function).parameters.values() if function else ()
+    named = {
+        p.name: p.default for p in parameters if p.name in _SHARED and p.default is not p.empty
+    }
+    defaults = {"verbose": "0", **named, **defaults}
+    holders = {}
+    for name in [n for n in _SHARED if n in defaults]:
+        define_function, help_text, options = _SHARED[name]
+        default = str(defaults[name]) if name == "verbose" else defaults[name]
+        holders[name] = define_function(
+            name=name, default=default, help=help_text, flag_values=flag_values, **options
+        )
+        if name in _VALIDATORS:
+            checker, message = _VALIDATORS[name]
+            flags.register_validator(name, checker, message=message, flag_values=flag_values)
+    return holders
+
+
+def arguments(function, flag_values, **flag_names):
+    """The keyword arguments of ``function`` (a script's ``run``) read from the parsed flags.
+
+    A parameter takes the value of the flag of its name, or of ``flag_names[parameter]``;
+    ``verbose`` becomes Keras's ``fit`` verbosity (an int). Parameters without a flag keep their
+    defaults.
+
+    Args:
+        function: The function whose parameters are filled.
+        flag_values: The script's parsed ``flags.FlagValues``.
+        **flag_names: Parameter name to flag name where they differ, e.g. ``depth="tree_depth"``.
+
+    Returns:
+        A dict for ``function(**arguments(...))``.
+
+    Example:
+        >>> result = run(**arguments(run, FLAGS, depth="tree_depth"))
+    """
+    values = {}
+    for name in inspect.signature(function).parameters:
+        flag = flag_names.get(name, name)
+        if flag in flag_values:
+            value = flag_values[flag].value
+            values[name] = int(value) if name == "verbose" else value
+    return values
+
+
+def reject_extra_arguments(argv):
+    """Raises ``app.UsageError`` when the command line holds arguments other than flags.
+
+    Args:
+        argv: What absl passes to ``main``: the program name, then the arguments left over.
+
+    Raises:
+        app.UsageError: Naming the extra arguments.
+
+    Example:
+        >>> reject_extra_arguments(["distill.py"])
+    """
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+
+
+def write_result(directory, name, result, table):
+    """Writes a script's result as ``<directory>/<name>.json`` and its table as ``<name>.md``.
+
+    Args:
+        directory: An existing directory.
+        name: File stem, e.g. ``"benchmark"``.
+        result: The JSON-serializable result of ``run``.
+        table: The markdown table of the result.
+
+    Returns:
+        ``result``.
+
+    Example:
+        >>> write_result("keras_kd_runs/benchmark", "benchmark", result, markdown(result))
+    """
+    with open(os.path.join(directory, f"{name}.json"), "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=1)
+    with open(os.path.join(directory, f"{name}.md"), "w", encoding="utf-8") as f:
+        f.write(table + "\n")
+    return result
+
+
+# Until every script declares its own flags: the shared flags in absl's global registry, declared
+# on first use of a holder below or of set_defaults, never by scripts that use ``define``.
+_GLOBAL_DEFAULTS = {
+    "dataset": "digits",
+    "train_size": 0,
+    "epochs": 10,
+    "teacher_epochs": 10,
+    "batch_size": 64,
+    "learning_rate": 3e-3,
+    "temperature": 4.0,
+    "alpha": 0.1,
+    "seed": 0,
+    "seeds": 3,
+    "teacher_width": 64,
+    "student_width": 16,
+    "model": None,
+    "unsafe_deserialization": False,
+    "runs": 50,
+    "output_dir": "keras_kd_runs",
+    "verbose": "0",
+}
+_global_holders = {}
+
+
+def _global_flags():
+    if not _global_holders:
+        _global_holders.update(define(flags.FLAGS, **_GLOBAL_DEFAULTS))
+    return _global_holders
+
+
+def __getattr__(name):
+    """``DATASET``, ``EPOCHS``, ...: holders of the shared flags in absl's global registry.
+
+    For scripts not yet converted to ``define``; declaring them on first access keeps them out
+    of the processes of scripts that declare their own.
+    """
+    if name.lower() in _SHARED and name.isupper():
+        return _global_flags()[name.lower()]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def set_defaults(**defaults):
-    """Sets this script's defaults of shared flags, e.g. ``set_defaults(epochs=40)``.
+    """Sets a script's defaults of the shared flags in absl's global registry (older scripts).
 
-    Called when a script is imported, so it runs no validator (absl's ``set_default`` would, and
-    one that looks at a path would read the machine at import); the defaults are validated with
-    the rest of the command line when it is parsed. Types and bounds are still checked here.
+    Scripts that declare their own flags (``define``) do not need it. Called when a script is
+    imported, so it runs no validator (absl's ``set_default`` would, and one that looks at a path
+    would read the machine at import); the defaults are validated with the rest of the command
+    line when it is parsed. Types and bounds are still checked here.
 
     Args:
-        **defaults: Flag name to default value; every name must be a flag of this module.
+        **defaults: Flag name to default value; every name must be a shared flag.
 
     Raises:
         ValueError: If a name is not a shared flag, naming it and the shared flags.
@@ -117,7 +264,7 @@ def set_defaults(**defaults):
     Example:
         >>> set_defaults(dataset="fashion_mnist", epochs=40)
     """
-    known = {holder.name for holder in _HOLDERS}
+    known = _global_flags()
     for name, value in defaults.items():
         if name not in known:
             raise ValueError(
@@ -135,7 +282,7 @@ def keras_verbosity():
     Example:
         >>> model.fit(x, y, epochs=5, verbose=common_flags.keras_verbosity())
     """
-    return int(VERBOSE.value)
+    return int(flags.FLAGS["verbose"].value) if "verbose" in flags.FLAGS else 0
 
 
 def apply_verbosity(verbose=None):
@@ -158,7 +305,7 @@ def apply_verbosity(verbose=None):
     Example:
         >>> fit_verbose = common_flags.apply_verbosity(0)
     """
-    level = int(VERBOSE.value) if verbose is None else verbose
+    level = keras_verbosity() if verbose is None else verbose
     if level not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2, received: verbose={verbose!r}")
     if not flags.FLAGS["verbosity"].present:
@@ -169,29 +316,11 @@ def apply_verbosity(verbose=None):
     return level
 
 
-_HOLDERS = (
-    DATASET,
-    TRAIN_SIZE,
-    EPOCHS,
-    TEACHER_EPOCHS,
-    BATCH_SIZE,
-    LEARNING_RATE,
-    TEMPERATURE,
-    ALPHA,
-    SEED,
-    SEEDS,
-    TEACHER_WIDTH,
-    STUDENT_WIDTH,
-    MODEL,
-    UNSAFE_DESERIALIZATION,
-    RUNS,
-    OUTPUT_DIR,
-    VERBOSE,
-)
-
-
-def run_app(main):
+def run_app(main, flag_values=None):
     """Runs ``main`` like ``absl.app.run``, but bad command lines exit 2 with one line, no traceback.
+
+    ``flag_values``, the script's own flags, join absl's registry here (they are listed by
+    ``--help`` under the script), and are marked parsed with it.
 
     A flag that fails its type, bounds, enum or validator, an ``app.UsageError`` raised by
     ``main`` (extra arguments, flags that do not fit together), or a dataset whose files are
@@ -202,11 +331,19 @@ def run_app(main):
 
     Args:
         main: The script's ``main(argv)``.
+        flag_values: The script's ``flags.FlagValues`` (``define``), or ``None`` for a script
+            whose flags are all in absl's registry.
 
     Example:
         >>> if __name__ == "__main__":
-        ...     common_flags.run_app(main)
+        ...     common_flags.run_app(main, FLAGS)
     """
+    if flag_values is None:
+        _global_flags()  # a script on absl's registry gets every shared flag, as it always did
+    own = flag_values if flag_values is not None else flags.FlagValues()
+    flags.FLAGS.append_flag_values(own)
+    for name in own:
+        flags.FLAGS.register_flag_by_module(sys.argv[0], own[name])
 
     def guarded_main(argv):
         apply_verbosity()
@@ -215,16 +352,16 @@ def run_app(main):
         except (app.UsageError, kd.data.DatasetNotFoundError) as error:
             _exit_usage(argv[0], error)
 
-    app.run(guarded_main, flags_parser=_parse_flags_or_exit)
+    def parse_flags_or_exit(argv):
+        try:
+            remaining = flags.FLAGS(argv)
+            own.mark_as_parsed()
+            check_finite_floats()
+            return remaining
+        except flags.Error as error:
+            _exit_usage(argv[0], error)
 
-
-def _parse_flags_or_exit(argv):
-    try:
-        remaining = flags.FLAGS(argv)
-        check_finite_floats()
-        return remaining
-    except flags.Error as error:
-        _exit_usage(argv[0], error)
+    app.run(guarded_main, flags_parser=parse_flags_or_exit)
 
 
 def check_finite_floats(flag_values=flags.FLAGS):

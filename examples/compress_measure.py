@@ -1,39 +1,19 @@
-"""Measurements of examples/compress.py: accuracy, sizes (gzip .h5, TFLite) and Keras latency.
+"""Measurements of examples/compress.py and examples/benchmark_compress.py.
 
-A library of the example (no ``main``): ``measure`` one model, ``add_tflite_sizes`` of several in
-one subprocess, ``keras_latency_ms`` and ``keras_speedup``.
+A library of the examples (no ``main``): ``measure`` one model (accuracy, sizes, Keras latency;
+its TFLite sizes through ``keras_kd.export.to_tflite``), ``keras_latency_ms`` and
+``keras_speedup``.
 """
 
 import gzip
-import json
 import os
-import subprocess
-import sys
 import time
-import warnings
 
 import numpy as np
 
-from keras_kd import compress, keras
+import keras_kd as kd
+from keras_kd import compress
 from keras_kd._compat import tf
-
-# Run in a subprocess: TFLiteConverter.convert() leaks memory in TF 2.21.
-_CONVERT = r"""
-import gzip, json, sys
-import keras_kd
-from keras_kd._compat import keras, tf
-import tensorflow_model_optimization as tfmot
-sizes = {}
-for path in sys.argv[1:]:
-    with tfmot.quantization.keras.quantize_scope():
-        model = keras.models.load_model(path, compile=False)
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if any(isinstance(m, tfmot.quantization.keras.QuantizeWrapper) for m in model.submodules):
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    flat = converter.convert()
-    sizes[path] = [len(flat), len(gzip.compress(flat, 9))]
-print(json.dumps(sizes))
-"""
 
 
 def keras_latency_ms(model, x, batch, repeats=30):
@@ -88,8 +68,8 @@ def keras_speedup(reference, model, x, batch=256, rounds=5):
     return min(reference_ms) / min(model_ms)
 
 
-def measure(model, name, x_test, y_test, directory, float_params=None):
-    """Measures one model and saves it as ``<directory>/<name>.h5``.
+def measure(model, name, x_test, y_test, directory, tflite=True):
+    """Measures one model and saves it as ``<directory>/<name>.h5`` (and ``.tflite``).
 
     Args:
         model: A Keras model with integer-label logits (it is compiled here).
@@ -97,65 +77,42 @@ def measure(model, name, x_test, y_test, directory, float_params=None):
         x_test: Test inputs.
         y_test: Test labels (class ids).
         directory: An existing directory for the saved model and weights.
-        float_params: Parameters to report instead of ``model.count_params()`` (for wrapped models).
+        tflite: Also convert it (``keras_kd.export.to_tflite``: int8 for a quantization-aware
+            model, float32 otherwise) and report ``tflite_bytes`` and ``gzip_tflite_bytes``.
 
     Returns:
         ``{"name", "accuracy", "parameters", "sparsity", "gzip_h5_bytes", "latency_ms_batch1",
-        "latency_ms_batch256", "path"}``; ``gzip_h5_bytes`` is gzip -9 of the weights as .h5.
+        "latency_ms_batch256", "path"}`` and the TFLite sizes; ``parameters`` are the stored ones
+        (``keras_kd.compress.float_params``), ``gzip_h5_bytes`` is gzip -9 of the weights as .h5.
 
     Example:
         >>> measure(student, "float", x_test, y_test, "keras_kd_runs/compress")["accuracy"]
     """
-    model.compile(
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"]
-    )
+    model.compile(loss=kd.recipes.hard_loss(), metrics=["accuracy"])
     accuracy = model.evaluate(x_test, y_test, verbose=0, batch_size=512)[1]
-    path = os.path.join(directory, f"{name}.h5")
-    with warnings.catch_warnings():  # .h5 on purpose: tfmot's wrappers load back from it
-        warnings.filterwarnings("ignore", message="You are saving your model as an HDF5 file")
-        model.save(path)
+    path = kd.resilience.save_model_atomically(model, os.path.join(directory, f"{name}.h5"))
     weights = os.path.join(directory, f"{name}.weights.h5")
     model.save_weights(weights)
-    with open(weights, "rb") as f:
-        gzip_h5 = len(gzip.compress(f.read(), 9))
-    return {
+    result = {
         "name": name,
         "accuracy": float(accuracy),
-        "parameters": int(float_params if float_params is not None else model.count_params()),
+        "parameters": int(compress.float_params(model)),
         "sparsity": round(compress.sparsity(model)["total"], 4),
-        "gzip_h5_bytes": gzip_h5,
+        "gzip_h5_bytes": _gzip_bytes(weights),
         "latency_ms_batch1": round(keras_latency_ms(model, x_test, 1), 3),
         "latency_ms_batch256": round(keras_latency_ms(model, x_test, 256), 3),
         "path": os.path.abspath(path),
     }
+    if tflite:
+        target = "int8" if compress.is_quantized(model) else "float"
+        flat = kd.export.to_tflite(model, os.path.join(directory, f"{name}.tflite"), target=target)
+        result["tflite_bytes"], result["gzip_tflite_bytes"] = (
+            os.path.getsize(flat),
+            _gzip_bytes(flat),
+        )
+    return result
 
 
-def add_tflite_sizes(results):
-    """Converts the saved models to TFLite in one subprocess and adds their sizes to the results.
-
-    Args:
-        results: ``measure`` results; each gets ``tflite_bytes`` and ``gzip_tflite_bytes`` (int8
-            for quantization-aware models, float32 otherwise).
-
-    Returns:
-        ``results``, updated in place.
-
-    Raises:
-        RuntimeError: If the conversion subprocess fails, with the end of its stderr.
-
-    Example:
-        >>> add_tflite_sizes([measure(student, "float", x_test, y_test, out)])
-    """
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    done = subprocess.run(
-        [sys.executable, "-c", _CONVERT, *[r["path"] for r in results]],
-        cwd=root,
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"TFLite conversion failed:\n{done.stderr[-3000:]}")
-    sizes = json.loads(done.stdout.strip().splitlines()[-1])
-    for result in results:
-        result["tflite_bytes"], result["gzip_tflite_bytes"] = sizes[result["path"]]
-    return results
+def _gzip_bytes(path):
+    with open(path, "rb") as f:
+        return len(gzip.compress(f.read(), 9))

@@ -33,48 +33,44 @@ from absl import app, flags, logging
 
 import keras_kd as kd
 from examples import common_flags, methods
-from examples.models import make_student, make_teacher
+from examples.models import make_student, make_teacher, train_teacher
 from keras_kd import keras
 
-common_flags.set_defaults(
-    dataset="digits",
-    epochs=40,
-    teacher_epochs=20,
-    batch_size=64,
-    learning_rate=3e-3,
-    temperature=4.0,
-    alpha=0.5,
-    seed=0,
-    output_dir="keras_kd_runs/distill",
-    teacher_width=64,
-    student_width=16,
-)
-
-
-_METHOD = flags.DEFINE_enum(
+FLAGS = flags.FlagValues()
+flags.DEFINE_enum(
     "method",
     "dist",
     list(methods.METHODS),
     "Distillation method (keras_kd.losses.get name). dist (beta=gamma=2), T=4 and alpha=0.5 are "
     "the library's measured defaults; with a --scheme other than none or self_compress, the "
     "method is kd unless given.",
+    flag_values=FLAGS,
 )
-_PAIRS = flags.DEFINE_string(
+flags.DEFINE_string(
     "pairs",
     "",
     "Layer pairs teacher:student,... for feature/relational methods (default: the example layers).",
+    flag_values=FLAGS,
 )
-_LOSS_WEIGHT = flags.DEFINE_float(
-    "loss_weight", None, "Weight of the method's own loss (default: its recipe).", lower_bound=0.0
+flags.DEFINE_float(
+    "loss_weight",
+    None,
+    "Weight of the method's own loss (default: its recipe).",
+    lower_bound=0.0,
+    flag_values=FLAGS,
 )
-_SCHEME = flags.DEFINE_enum(
+flags.DEFINE_enum(
     "scheme",
     "none",
     list(methods.SCHEMES),
     "Training scheme (keras_kd.schemes) instead of one Distiller.",
+    flag_values=FLAGS,
 )
 flags.register_validator(
-    "pairs", lambda text: _parses(text), message="--pairs must look like t_a:s_a,t_b:s_b"
+    "pairs",
+    lambda text: _parses(text),
+    message="--pairs must look like t_a:s_a,t_b:s_b",
+    flag_values=FLAGS,
 )
 
 
@@ -86,16 +82,11 @@ def _parses(text):
     return True
 
 
-def _classifier_loss():
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-
-def train_teacher(x, y, num_classes, epochs, batch_size, learning_rate, verbose=0, width=64):
-    """Trains the example CNN teacher on ``(x, y)`` and returns it."""
-    teacher = make_teacher(x.shape[1:], num_classes, width=width)
-    teacher.compile(keras.optimizers.Adam(learning_rate), _classifier_loss(), metrics=["accuracy"])
-    teacher.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=verbose)
-    return teacher
+def _fit(distiller, x, y, epochs, batch_size, learning_rate, verbose):
+    distiller.compile(
+        keras.optimizers.Adam(learning_rate), kd.recipes.hard_loss(), metrics=["accuracy"]
+    )
+    distiller.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=verbose)
 
 
 def run(
@@ -127,15 +118,9 @@ def run(
     distiller_args = methods.make_losses(method, temperature, alpha, pairs, loss_weight)
     keras.utils.set_random_seed(seed)
     logging.info("Training the teacher on %s (%d examples)", dataset, len(x_train))
+    fit = dict(batch_size=batch_size, learning_rate=learning_rate, verbose=verbose)
     teacher = train_teacher(
-        x_train,
-        y_train,
-        num_classes,
-        teacher_epochs,
-        batch_size,
-        learning_rate,
-        verbose,
-        teacher_width,
+        x_train, y_train, teacher_epochs, teacher_width, num_classes=num_classes, **fit
     )
     teacher_acc = teacher.evaluate(x_test, y_test, verbose=0)[1]
 
@@ -151,8 +136,7 @@ def run(
 
     logging.info("Training the student from scratch")
     keras.utils.set_random_seed(seed + 2)
-    scratch.compile(keras.optimizers.Adam(learning_rate), _classifier_loss(), metrics=["accuracy"])
-    scratch.fit(x_train, y_train, epochs=epochs, batch_size=batch_size, verbose=verbose)
+    kd.recipes.train_classifier(scratch, x_train, y_train, epochs, schedule="constant", **fit)
     scratch_acc = scratch.evaluate(x_test, y_test, verbose=0)[1]
 
     keras.utils.set_random_seed(seed + 2)
@@ -160,26 +144,14 @@ def run(
         logging.info(
             "Distilling the student (method=%s, T=%s, alpha=%s)", method, temperature, alpha
         )
-        distiller.compile(
-            keras.optimizers.Adam(learning_rate), _classifier_loss(), metrics=["accuracy"]
-        )
-        distiller.fit(x_train, y_train, epochs=epochs, batch_size=batch_size, verbose=verbose)
+        _fit(distiller, x_train, y_train, epochs, **fit)
     if scheme == "multi_teacher":
         second = train_teacher(
-            x_train,
-            y_train,
-            num_classes,
-            teacher_epochs,
-            batch_size,
-            learning_rate,
-            verbose,
-            teacher_width // 2,
+            x_train, y_train, teacher_epochs, teacher_width // 2, num_classes=num_classes, **fit
         )
-        distiller = kd.Distiller(distilled, [teacher, second], alpha=alpha)
-        distiller.compile(
-            keras.optimizers.Adam(learning_rate), _classifier_loss(), metrics=["accuracy"]
+        _fit(
+            kd.Distiller(distilled, [teacher, second], alpha=alpha), x_train, y_train, epochs, **fit
         )
-        distiller.fit(x_train, y_train, epochs=epochs, batch_size=batch_size, verbose=verbose)
     elif scheme != "none":
         logging.info("Training the student by the %s scheme", scheme)
         distilled = methods.train_with_scheme(
@@ -193,7 +165,7 @@ def run(
             temperature,
             alpha,
         )
-    distilled.compile(loss=_classifier_loss(), metrics=["accuracy"])
+    distilled.compile(loss=kd.recipes.hard_loss(), metrics=["accuracy"])
     distilled_acc = distilled.evaluate(x_test, y_test, verbose=0)[1]
 
     os.makedirs(output_dir, exist_ok=True)
@@ -240,41 +212,20 @@ def check_method_flags(
         raise app.UsageError(f"--pairs={text} or --method={method}: {error}") from None
 
 
+common_flags.define(FLAGS, run)
+
+
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    method = _METHOD.value
-    if not _METHOD.present and _SCHEME.value not in ("none", "self_compress"):
-        method = "kd"  # schemes distill with LogitsKD
+    common_flags.reject_extra_arguments(argv)
+    settings = common_flags.arguments(run, FLAGS)
+    if not FLAGS["method"].present and settings["scheme"] not in ("none", "self_compress"):
+        settings["method"] = "kd"  # schemes distill with LogitsKD
+    settings["pairs"] = methods.parse_pairs(settings["pairs"])
     check_method_flags(
-        common_flags.DATASET.value,
-        method,
-        methods.parse_pairs(_PAIRS.value),
-        _LOSS_WEIGHT.value,
-        _SCHEME.value,
-        common_flags.TEMPERATURE.value,
-        common_flags.ALPHA.value,
-        common_flags.TEACHER_WIDTH.value,
-        common_flags.STUDENT_WIDTH.value,
+        *(settings[k] for k in ("dataset", "method", "pairs", "loss_weight", "scheme")),
+        *(settings[k] for k in ("temperature", "alpha", "teacher_width", "student_width")),
     )
-    result = run(
-        dataset=common_flags.DATASET.value,
-        epochs=common_flags.EPOCHS.value,
-        teacher_epochs=common_flags.TEACHER_EPOCHS.value,
-        batch_size=common_flags.BATCH_SIZE.value,
-        learning_rate=common_flags.LEARNING_RATE.value,
-        temperature=common_flags.TEMPERATURE.value,
-        alpha=common_flags.ALPHA.value,
-        seed=common_flags.SEED.value,
-        output_dir=common_flags.OUTPUT_DIR.value,
-        verbose=common_flags.keras_verbosity(),
-        method=method,
-        pairs=methods.parse_pairs(_PAIRS.value),
-        loss_weight=_LOSS_WEIGHT.value,
-        scheme=_SCHEME.value,
-        teacher_width=common_flags.TEACHER_WIDTH.value,
-        student_width=common_flags.STUDENT_WIDTH.value,
-    )
+    result = run(**settings)
     print(
         f"teacher   accuracy {result['teacher_acc']:.4f}  ({result['teacher_params']:,} parameters)"
     )
@@ -286,4 +237,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    common_flags.run_app(main)
+    common_flags.run_app(main, FLAGS)

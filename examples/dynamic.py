@@ -26,47 +26,53 @@ if not __package__:  # python examples/<name>.py: import the package as `python 
 import json
 
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
 import keras_kd as kd
 from examples import common_flags
-from examples.models import make_teacher
+from examples.models import train_teacher
 from keras_kd import keras
 from keras_kd import students as st
 from keras_kd.students.difficulty import DEFAULT_THRESHOLDS
 
-common_flags.set_defaults(
-    dataset="digits",
-    train_size=0,
-    epochs=10,
-    teacher_epochs=10,
-    teacher_width=32,
-    student_width=16,
-    batch_size=64,
-    learning_rate=3e-3,
-    temperature=4.0,
-    seed=0,
-    output_dir="keras_kd_runs/dynamic",
+FLAGS = flags.FlagValues()
+flags.DEFINE_list(
+    "exit_layers",
+    ["d_block1", "d_block2"],
+    "Layers of the early-exit student that get exits.",
+    flag_values=FLAGS,
 )
-_EXIT_LAYERS = flags.DEFINE_list(
-    "exit_layers", ["d_block1", "d_block2"], "Layers of the early-exit student that get exits."
-)
-_THRESHOLDS = flags.DEFINE_list(
+flags.DEFINE_list(
     "thresholds",
     [str(t) for t in DEFAULT_THRESHOLDS],
     "Confidence thresholds (>= 0) to sweep; 0: all leave at the first stage, > 1: at the last.",
+    flag_values=FLAGS,
 )
-_WIDTHS = flags.DEFINE_list(
-    "widths", ["0.25", "0.5", "0.75", "1.0"], "Widths of the slimmable student, in (0, 1], with 1."
+flags.DEFINE_list(
+    "widths",
+    ["0.25", "0.5", "0.75", "1.0"],
+    "Widths of the slimmable student, in (0, 1], with 1.",
+    flag_values=FLAGS,
 )
-_EXIT_TEACHER_WEIGHT = flags.DEFINE_float(
-    "exit_teacher_weight", 1.0, "Weight of the teacher's KD into the final exit (0: none).", 0.0
+flags.DEFINE_float(
+    "exit_teacher_weight",
+    1.0,
+    "Weight of the teacher's KD into the final exit (0: none).",
+    0.0,
+    flag_values=FLAGS,
 )
-_SELF_DISTILLATION_WEIGHT = flags.DEFINE_float(
-    "self_distillation_weight", 1.0, "Weight of the final exit's KD into earlier exits.", 0.0
+flags.DEFINE_float(
+    "self_distillation_weight",
+    1.0,
+    "Weight of the final exit's KD into earlier exits.",
+    0.0,
+    flag_values=FLAGS,
 )
-_EXPORT_TFLITE = flags.DEFINE_bool(
-    "export_tflite", True, "Convert the exits and widths to TFLite and check them in LiteRT."
+flags.DEFINE_bool(
+    "export_tflite",
+    True,
+    "Convert the exits and widths to TFLite and check them in LiteRT.",
+    flag_values=FLAGS,
 )
 
 
@@ -89,15 +95,12 @@ def valid_widths(values):
     return bool(numbers) and all(0 < w <= 1 for w in numbers) and 1.0 in numbers
 
 
-flags.register_validator(
-    "thresholds", valid_thresholds, "--thresholds must be a comma list of numbers >= 0"
-)
-flags.register_validator(
-    "widths", valid_widths, "--widths must be a comma list of numbers in (0, 1] including 1"
-)
-flags.register_validator(
-    "exit_layers", lambda names: bool(names), "--exit_layers must name at least one layer"
-)
+for _name, _check, _message in (
+    ("thresholds", valid_thresholds, "--thresholds must be a comma list of numbers >= 0"),
+    ("widths", valid_widths, "--widths must be a comma list of numbers in (0, 1] including 1"),
+    ("exit_layers", bool, "--exit_layers must name at least one layer"),
+):
+    flags.register_validator(_name, _check, _message, flag_values=FLAGS)
 
 
 def make_backbone(input_shape, num_classes, width=16):
@@ -164,7 +167,6 @@ def run(
         x_train, y_train = x_train[:train_size], y_train[:train_size]
     num_classes = int(max(y_train.max(), y_test.max()) + 1)
     os.makedirs(output_dir, exist_ok=True)
-    ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     fit = {"epochs": epochs, "batch_size": batch_size, "verbose": verbose}
 
     keras.utils.set_random_seed(seed)
@@ -175,9 +177,10 @@ def run(
         temperature=temperature,
         distillation_weight=self_distillation_weight,
     )
-    teacher = make_teacher(x_train.shape[1:], num_classes, width=teacher_width)
-    teacher.compile(keras.optimizers.Adam(learning_rate), ce, metrics=["accuracy"])
-    teacher.fit(x_train, y_train, **{**fit, "epochs": teacher_epochs})
+    teacher = train_teacher(
+        x_train, y_train, teacher_epochs, teacher_width, batch_size, learning_rate, verbose,
+        num_classes=num_classes,
+    )  # fmt: skip
     teacher_acc = float(teacher.evaluate(x_test, y_test, verbose=0)[1])
     logging.info("teacher accuracy %.4f", teacher_acc)
 
@@ -275,29 +278,14 @@ def _export(early, width_models, widths, x_test, y_test, output_dir):
     return files
 
 
+common_flags.define(FLAGS, run)
+
+
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    report = run(
-        dataset=common_flags.DATASET.value,
-        train_size=common_flags.TRAIN_SIZE.value,
-        epochs=common_flags.EPOCHS.value,
-        teacher_epochs=common_flags.TEACHER_EPOCHS.value,
-        teacher_width=common_flags.TEACHER_WIDTH.value,
-        student_width=common_flags.STUDENT_WIDTH.value,
-        batch_size=common_flags.BATCH_SIZE.value,
-        learning_rate=common_flags.LEARNING_RATE.value,
-        temperature=common_flags.TEMPERATURE.value,
-        seed=common_flags.SEED.value,
-        exit_layers=_EXIT_LAYERS.value,
-        thresholds=_floats(_THRESHOLDS.value),
-        widths=_floats(_WIDTHS.value),
-        exit_teacher_weight=_EXIT_TEACHER_WEIGHT.value,
-        self_distillation_weight=_SELF_DISTILLATION_WEIGHT.value,
-        export_tflite=_EXPORT_TFLITE.value,
-        output_dir=common_flags.OUTPUT_DIR.value,
-        verbose=common_flags.keras_verbosity(),
-    )
+    common_flags.reject_extra_arguments(argv)
+    settings = common_flags.arguments(run, FLAGS)
+    settings.update(thresholds=_floats(FLAGS.thresholds), widths=_floats(FLAGS.widths))
+    report = run(**settings)
     print(f"teacher accuracy {report['teacher_acc']:.4f} ({report['train_examples']} examples)")
     for row in report["exits"] + report["widths"]:
         print(
@@ -319,4 +307,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    common_flags.run_app(main)
+    common_flags.run_app(main, FLAGS)

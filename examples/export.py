@@ -26,14 +26,14 @@ import keras_kd as kd
 from examples import common_flags
 from keras_kd import export, keras
 
-common_flags.set_defaults(model=None, dataset="digits", output_dir="keras_kd_runs/export", runs=50)
-
-_TARGET = flags.DEFINE_enum("target", "watch", list(export.TARGETS), "Deployment target.")
-_SIZE_BUDGET_BYTES = flags.DEFINE_integer(
+FLAGS = flags.FlagValues()
+flags.DEFINE_enum("target", "watch", list(export.TARGETS), "Deployment target.", flag_values=FLAGS)
+flags.DEFINE_integer(
     "size_budget_bytes",
     0,
     "Largest allowed .tflite size in bytes; 0: the target's default.",
     lower_bound=0,
+    flag_values=FLAGS,
 )
 
 
@@ -72,23 +72,17 @@ def run(
     return report
 
 
+common_flags.define(FLAGS, run, model=None)
+
+
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if (
-        common_flags.MODEL.value is None
-    ):  # not mark_flag_as_required: --model is shared with other scripts
+    common_flags.reject_extra_arguments(argv)
+    if FLAGS.model is None:  # here, not a required flag: importing the script parses its flags
         raise app.UsageError("--model is required: a saved Keras model, e.g. --model=student.keras")
+    settings = common_flags.arguments(run, FLAGS)
+    settings["size_budget_bytes"] = settings["size_budget_bytes"] or None
     try:
-        report = run(
-            model=common_flags.MODEL.value,
-            target=_TARGET.value,
-            dataset=common_flags.DATASET.value,
-            output_dir=common_flags.OUTPUT_DIR.value,
-            size_budget_bytes=_SIZE_BUDGET_BYTES.value or None,
-            runs=common_flags.RUNS.value,
-            unsafe_deserialization=common_flags.UNSAFE_DESERIALIZATION.value,
-        )
+        report = run(**settings)
     except export.ExportError as error:
         sys.exit(f"export failed: {error}")
     latency = ", ".join(f"{t} thread(s) {ms:.3f} ms" for t, ms in report["latency_ms"].items())
@@ -106,4 +100,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    common_flags.run_app(main)
+    common_flags.run_app(main, FLAGS)

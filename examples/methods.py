@@ -158,7 +158,8 @@ def train_with_scheme(
         "batch_size": batch_size,
         "optimizer": lambda: keras.optimizers.Adam(learning_rate),
     }
-    distill = {"alpha": alpha, "temperature": temperature, **common}
+    # The Distiller-based schemes distill by Hinton KD at the script's temperature and alpha.
+    distill = {"losses": lambda: [losses.LogitsKD(temperature)], "alpha": alpha, **common}
 
     def fresh():
         return keras.models.clone_model(student)
@@ -166,9 +167,7 @@ def train_with_scheme(
     if scheme == "mutual_learning":
         return schemes.mutual_learning([student, fresh()], train, **common).models[0]
     if scheme == "born_again":
-        return schemes.born_again(
-            fresh, teacher, 2, train, temperature=temperature, **common
-        ).generations[-1]
+        return schemes.born_again(teacher, fresh, train, generations=2, **distill).student
     if scheme == "teacher_assistant":
         shape, classes = student.input_shape[1:], student.output_shape[-1]
         assistant = make_teacher(
@@ -179,14 +178,16 @@ def train_with_scheme(
         x, y = train
         cut = len(y) * 4 // 5
         return schemes.label_refinery(
-            fresh, (x[:cut], y[:cut]), (x[cut:], y[cut:]), 2, **common
-        ).best_model
+            fresh, (x[:cut], y[:cut]), (x[cut:], y[cut:]), max_rounds=2, **distill
+        ).student
     if scheme == "fsp_two_stage":
         flows = losses.FSP.from_pairs(_RECIPES["fsp"][0]).flows
-        return schemes.fsp_two_stage(teacher, student, flows, train, kd=True, **distill).student
+        return schemes.fsp_two_stage(
+            teacher, student, train, flows=flows, kd=True, **distill
+        ).student
     from keras_kd import compress  # self_compress, the one scheme left
 
     def prune(model):
         return compress.prune(model, 0.5, schedule="constant", frequency=1)
 
-    return compress.strip(schemes.self_compress(student, prune, train, **distill).compressed)
+    return compress.strip(schemes.self_compress(student, prune, train, **distill).student)

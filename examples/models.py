@@ -1,9 +1,12 @@
-"""Teacher and student architectures that the example scripts share.
+"""Teacher and student architectures that the example scripts share, and the trained teacher.
 
 Inputs of rank 3 ``(H, W, C)`` get 2-D convolutions, rank 2 ``(L, C)`` 1-D convolutions. Layer names
 (``t_block1``, ``s_block2``, ...) are stable so that feature losses can pair them.
 """
 
+import os
+
+import keras_kd as kd
 from keras_kd import keras
 
 
@@ -95,3 +98,64 @@ def make_mlp(input_shape, num_classes, hidden=100):
     x = keras.layers.Dense(hidden, activation="relu", name="m_dense2")(x)
     outputs = keras.layers.Dense(num_classes, name="m_logits")(x)
     return keras.Model(inputs, outputs, name="mlp")
+
+
+def train_teacher(
+    x,
+    y,
+    epochs,
+    width=64,
+    batch_size=64,
+    learning_rate=3e-3,
+    verbose=0,
+    seed=None,
+    num_classes=None,
+    path=None,
+    callbacks=None,
+):
+    """The example CNN teacher (``make_teacher``) trained on ``(x, y)``, or loaded from ``path``.
+
+    Training is ``keras_kd.recipes.train_classifier`` with a constant learning rate. With ``path``,
+    an existing file there is loaded (``keras_kd.load_model``, compiled) instead of training, and a
+    newly trained teacher is saved there (``keras_kd.resilience.save_model_atomically``).
+
+    Args:
+        x: Training inputs.
+        y: Integer class ids.
+        epochs: Training epochs.
+        width: Filters of the teacher's first block.
+        batch_size: Batch size.
+        learning_rate: Adam learning rate.
+        verbose: Keras ``fit`` verbosity.
+        seed: Seed set before the teacher is built, or ``None`` to leave the random state alone.
+        num_classes: Number of logits; ``None``: ``max(y) + 1``.
+        path: A ``.keras`` file caching the teacher, or ``None``.
+        callbacks: Keras callbacks of the training, or ``None``.
+
+    Returns:
+        The trained teacher, compiled with accuracy.
+
+    Example:
+        >>> teacher = train_teacher(x_train, y_train, epochs=10, width=32)
+    """
+    if path and os.path.isfile(path):
+        return kd.load_model(path, compile=True)
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    classes = int(y.max()) + 1 if num_classes is None else num_classes
+    teacher = make_teacher(x.shape[1:], classes, width=width)
+    kd.recipes.train_classifier(
+        teacher,
+        x,
+        y,
+        epochs,
+        batch_size,
+        learning_rate,
+        verbose=verbose,
+        schedule="constant",
+        callbacks=callbacks,
+    )
+    if path:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        kd.resilience.save_model_atomically(teacher, path)
+    return teacher

@@ -8,7 +8,7 @@ r"""One pipeline from teacher to device: distill, compress, export, verify, repo
 Stages (each writes its artifacts to ``--output_dir`` and is skipped on rerun when up to date;
 see ``examples/pipeline_stages.py``): data -> teacher (trained, or ``--model``) -> scratch student
 (reference) -> one distilled student per ``--pipeline_methods`` and ``--pipeline_schemes`` ->
-each ``--pipeline_compression`` recipe (``+``-joined ``examples/compress_recipes.py`` methods)
+each ``--pipeline_compression`` recipe (``+``-joined ``keras_kd.compress.apply_recipe`` steps)
 on each distilled student, fine-tuned by distillation -> strip -> export for
 ``--pipeline_target`` -> verify every .tflite in LiteRT -> report.
 
@@ -39,117 +39,136 @@ if not __package__:  # python examples/<name>.py: import the package as `python 
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import examples  # noqa: F401  (quiets TensorFlow before keras_kd imports it)
 
+import inspect
 import json
 
-from absl import app, flags
+from absl import flags
 
 import keras_kd as kd
-from examples import common_flags, compress_recipes, methods
+from examples import common_flags, methods
 from examples.pipeline_report import deploy, report_stage
 from examples.pipeline_stages import StageRunner
 from examples.pipeline_training import TrainingStages
 
-common_flags.set_defaults(
-    dataset="digits",
-    train_size=0,
-    epochs=30,
-    teacher_epochs=20,
-    teacher_width=32,
-    student_width=16,
-    batch_size=64,
-    learning_rate=3e-3,
-    temperature=1.0,
-    alpha=0.1,
-    seed=0,
-    runs=50,
-    output_dir="keras_kd_runs/pipeline",
-)
+FLAGS = flags.FlagValues()
 NO_FIT_STATUS = 3
 _SCHEMES = [s for s in methods.SCHEMES if s not in ("none", "multi_teacher")]
 
-_PIPELINE_METHODS = flags.DEFINE_list(
-    "pipeline_methods", ["kd", "at"], f"Distillation methods, from {list(methods.METHODS)}."
+flags.DEFINE_list(
+    "pipeline_methods",
+    ["kd", "at"],
+    f"Distillation methods, from {list(methods.METHODS)}.",
+    flag_values=FLAGS,
 )
-_PIPELINE_SCHEMES = flags.DEFINE_list(
-    "pipeline_schemes", [], f"Training schemes giving more students, from {_SCHEMES}."
+flags.DEFINE_list(
+    "pipeline_schemes",
+    [],
+    f"Training schemes giving more students, from {_SCHEMES}.",
+    flag_values=FLAGS,
 )
-_PIPELINE_LOGIT_LOSS = flags.DEFINE_enum(
+flags.DEFINE_enum(
     "pipeline_logit_loss",
     "dist",
     list(TrainingStages.LOGIT_LOSSES),
     "Logit term of every distilled and fine-tuned student: dist (DIST, Huang et al. 2022), "
     "kd (Hinton KD) or kd_standardized (Sun et al. 2024), at --temperature.",
+    flag_values=FLAGS,
 )
-_PIPELINE_COMPRESSION = flags.DEFINE_list(
+flags.DEFINE_list(
     "pipeline_compression",
     ["prune", "qat"],
     "Compression recipes applied to each distilled student; a recipe joins methods of "
-    f"{list(compress_recipes.METHODS)} with '+', e.g. prune+qat.",
+    f"{list(kd.compress.RECIPE_STEPS)} with '+', e.g. prune+qat.",
+    flag_values=FLAGS,
 )
-_PIPELINE_TARGET = flags.DEFINE_enum(
-    "pipeline_target", "int8", list(kd.export.TARGETS), "Export target of every candidate."
+flags.DEFINE_enum(
+    "pipeline_target",
+    "int8",
+    list(kd.export.TARGETS),
+    "Export target of every candidate.",
+    flag_values=FLAGS,
 )
-_PIPELINE_FINETUNE_EPOCHS = flags.DEFINE_integer(
-    "pipeline_finetune_epochs", 20, "Epochs after each compression step.", lower_bound=1
+flags.DEFINE_integer(
+    "pipeline_finetune_epochs",
+    20,
+    "Epochs after each compression step.",
+    lower_bound=1,
+    flag_values=FLAGS,
 )
-_PIPELINE_QAT_LEARNING_RATE = flags.DEFINE_float(
-    "pipeline_qat_learning_rate", 1e-3, "Adam learning rate of QAT fine-tuning.", lower_bound=0.0
+flags.DEFINE_float(
+    "pipeline_qat_learning_rate",
+    1e-3,
+    "Adam learning rate of QAT fine-tuning.",
+    lower_bound=0.0,
+    flag_values=FLAGS,
 )
-_PIPELINE_SPARSITY = flags.DEFINE_float(
+flags.DEFINE_float(
     "pipeline_sparsity",
     0.7,
     "Target sparsity of prune, in every layer with weights but the first and the last (the most "
     "sensitive: few weights per channel, per class).",
     lower_bound=0.0,
     upper_bound=0.99,
+    flag_values=FLAGS,
 )
-_PIPELINE_PRUNE_END = flags.DEFINE_float(
+flags.DEFINE_float(
     "pipeline_prune_end",
     0.5,
     "Fraction of the fine-tuning steps by which prune reaches its target sparsity; the rest "
     "recovers at that sparsity.",
     lower_bound=0.05,
     upper_bound=1.0,
+    flag_values=FLAGS,
 )
-_PIPELINE_CLUSTERS = flags.DEFINE_integer(
-    "pipeline_clusters", 16, "Clusters per kernel of cluster.", lower_bound=2
+flags.DEFINE_integer(
+    "pipeline_clusters",
+    16,
+    "Clusters per kernel of cluster.",
+    lower_bound=2,
+    flag_values=FLAGS,
 )
-_PIPELINE_MIN_AGREEMENT = flags.DEFINE_float(
+flags.DEFINE_float(
     "pipeline_min_agreement",
     0.99,
     "A .tflite agreeing (top-1) with its Keras model on less of the test split is broken.",
     lower_bound=0.0,
     upper_bound=1.0,
+    flag_values=FLAGS,
 )
-_MAX_BYTES = flags.DEFINE_integer(
-    "max_bytes", 0, "Budget: largest .tflite file in bytes (0: no limit).", lower_bound=0
+flags.DEFINE_integer(
+    "max_bytes",
+    0,
+    "Budget: largest .tflite file in bytes (0: no limit).",
+    lower_bound=0,
+    flag_values=FLAGS,
 )
-_MAX_LATENCY_MS = flags.DEFINE_float(
-    "max_latency_ms", 0.0, "Budget: largest latency per example in ms (0: none).", lower_bound=0.0
+flags.DEFINE_float(
+    "max_latency_ms",
+    0.0,
+    "Budget: largest latency per example in ms (0: none).",
+    lower_bound=0.0,
+    flag_values=FLAGS,
 )
-_MIN_ACCURACY = flags.DEFINE_float(
-    "min_accuracy", 0.0, "Budget: lowest accuracy (0: no limit).", lower_bound=0.0, upper_bound=1.0
+flags.DEFINE_float(
+    "min_accuracy",
+    0.0,
+    "Budget: lowest accuracy (0: no limit).",
+    lower_bound=0.0,
+    upper_bound=1.0,
+    flag_values=FLAGS,
 )
-_TENSORBOARD_DIR = flags.DEFINE_string(
-    "tensorboard_dir", None, "Write TensorBoard logs (every loss term, sparsity, final metrics)."
+flags.DEFINE_string(
+    "tensorboard_dir",
+    None,
+    "Write TensorBoard logs (every loss term, sparsity, final metrics).",
+    flag_values=FLAGS,
 )
-_PIPELINE_FORCE = flags.DEFINE_bool("pipeline_force", False, "Run every stage, even up-to-date.")
-
-
-def parse_recipe(text):
-    """``"prune+qat"`` -> ``["prune", "qat"]``; raises ValueError for an invalid recipe."""
-    parts = [p.strip() for p in text.split("+")]
-    if not compress_recipes.valid_methods(parts):
-        raise ValueError(
-            f"a compression recipe joins distinct methods of {list(compress_recipes.METHODS)} "
-            f"with '+', received: {text!r}"
-        )
-    return parts
+flags.DEFINE_bool("pipeline_force", False, "Run every stage, even up-to-date.", flag_values=FLAGS)
 
 
 def _recipes_ok(items):
     try:
-        return len(set(items)) == len(items) and all(parse_recipe(i) for i in items)
+        return len(set(items)) == len(items) and all(kd.compress.parse_recipe(i) for i in items)
     except ValueError:
         return False
 
@@ -158,27 +177,32 @@ flags.register_validator(
     "pipeline_qat_learning_rate",
     lambda rate: rate > 0,
     message="--pipeline_qat_learning_rate must be > 0",
+    flag_values=FLAGS,
 )
 flags.register_validator(
     "tensorboard_dir",
     lambda path: path is None or (bool(path) and not os.path.isfile(path)),
     message="--tensorboard_dir must be a directory path (not an existing file)",
+    flag_values=FLAGS,
 )
 flags.register_validator(
     "pipeline_methods",
     lambda v: bool(v) and len(set(v)) == len(v) and set(v) <= set(methods.METHODS),
     message=f"--pipeline_methods must be distinct names from {list(methods.METHODS)}",
+    flag_values=FLAGS,
 )
 flags.register_validator(
     "pipeline_schemes",
     lambda v: len(set(v)) == len(v) and set(v) <= set(_SCHEMES),
     message=f"--pipeline_schemes must be distinct names from {_SCHEMES}",
+    flag_values=FLAGS,
 )
 flags.register_validator(
     "pipeline_compression",
     _recipes_ok,
     message="--pipeline_compression must be distinct recipes such as prune,cluster,prune+qat "
-    f"of {list(compress_recipes.METHODS)}",
+    f"of {list(kd.compress.RECIPE_STEPS)}",
+    flag_values=FLAGS,
 )
 
 
@@ -227,7 +251,7 @@ def run(
         ``table`` (the candidate table as text lines), ``report_md``, ``report_html``,
         ``report_json`` and ``stages`` (``{stage: "ran" | "skipped"}``).
     """
-    recipes = {r: parse_recipe(r) for r in compression}
+    recipes = {r: kd.compress.parse_recipe(r) for r in compression}
     runner = StageRunner(output_dir, force=force, verbose=verbose)
     training = TrainingStages(
         runner,
@@ -278,43 +302,16 @@ def run(
     )
 
 
+common_flags.define(FLAGS, run)
+
+
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    result = run(
-        dataset=common_flags.DATASET.value,
-        train_size=common_flags.TRAIN_SIZE.value,
-        model=common_flags.MODEL.value,
-        teacher_epochs=common_flags.TEACHER_EPOCHS.value,
-        teacher_width=common_flags.TEACHER_WIDTH.value,
-        epochs=common_flags.EPOCHS.value,
-        student_width=common_flags.STUDENT_WIDTH.value,
-        batch_size=common_flags.BATCH_SIZE.value,
-        learning_rate=common_flags.LEARNING_RATE.value,
-        logit_loss=_PIPELINE_LOGIT_LOSS.value,
-        temperature=common_flags.TEMPERATURE.value,
-        alpha=common_flags.ALPHA.value,
-        seed=common_flags.SEED.value,
-        pipeline_methods=_PIPELINE_METHODS.value,
-        pipeline_schemes=_PIPELINE_SCHEMES.value,
-        compression=_PIPELINE_COMPRESSION.value,
-        finetune_epochs=_PIPELINE_FINETUNE_EPOCHS.value,
-        qat_learning_rate=_PIPELINE_QAT_LEARNING_RATE.value,
-        sparsity=_PIPELINE_SPARSITY.value,
-        prune_end=_PIPELINE_PRUNE_END.value,
-        clusters=_PIPELINE_CLUSTERS.value,
-        target=_PIPELINE_TARGET.value,
-        min_agreement=_PIPELINE_MIN_AGREEMENT.value,
-        max_bytes=_MAX_BYTES.value,
-        max_latency_ms=_MAX_LATENCY_MS.value,
-        min_accuracy=_MIN_ACCURACY.value,
-        runs=common_flags.RUNS.value,
-        output_dir=common_flags.OUTPUT_DIR.value,
-        verbose=common_flags.keras_verbosity(),
-        tensorboard_dir=_TENSORBOARD_DIR.value,
-        force=_PIPELINE_FORCE.value,
-        unsafe_deserialization=common_flags.UNSAFE_DESERIALIZATION.value,
-    )
+    common_flags.reject_extra_arguments(argv)
+    # A run() argument is the flag of its name, or of pipeline_ + its name.
+    names = {
+        n: f"pipeline_{n}" for n in inspect.signature(run).parameters if f"pipeline_{n}" in FLAGS
+    }
+    result = run(**common_flags.arguments(run, FLAGS, **names))
     statuses = list(result["stages"].values())
     print(f"stages: {statuses.count('ran')} ran, {statuses.count('skipped')} skipped (up to date)")
     print("\n".join(result["table"]))
@@ -327,4 +324,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    common_flags.run_app(main)
+    common_flags.run_app(main, FLAGS)

@@ -8,9 +8,8 @@ import tempfile
 
 import numpy as np
 
-from examples import compress_recipes
-from examples.pipeline_stages import save_json, save_model
-from keras_kd import compress, export, keras, load_model, report, students
+from examples.pipeline_stages import save_json
+from keras_kd import compress, export, keras, load_model, report, resilience, students
 
 _LITERT_INFO = "INFO: Created TensorFlow Lite XNNPACK delegate"
 _TFLITE_KEYS = ("accuracy", "agreement", "bytes", "gzip_bytes", "latency_ms")
@@ -65,11 +64,11 @@ def deploy(runner, name, source, upstream, target, arrays, runs):
 
     def strip_stage():
         model = compress.strip(load_model(source))
-        save_model(model, runner.path(stripped_path))
+        resilience.save_model_atomically(model, runner.path(stripped_path))
         logits = model.predict(x_test, batch_size=512, verbose=0)
         return {
             "keras_accuracy": float(np.mean(logits.argmax(axis=1) == y_test)),
-            "parameters": int(compress_recipes.float_params(model)),
+            "parameters": int(compress.float_params(model)),
             "macs": int(count_macs(model)),
             "sparsity": round(compress.sparsity(model)["total"], 4),
             "quantized": bool(compress.is_quantized(model)),

@@ -8,7 +8,7 @@ A stage is up to date when its manifest (``<output_dir>/manifests/<stage>.json``
 the same key, and every artifact it lists exists with the content hash recorded there. The key
 hashes the stage's own settings and its inputs' fingerprints (the recorded hashes of the upstream
 stages' artifacts), so changing a flag re-runs the stages that depend on it and no others.
-Artifacts are written to a temporary file and moved into place with ``os.replace``, and the
+Artifacts are written to a temporary file and moved into place (``keras_kd.loading.atomic_path``), and the
 manifest is written last: a crash or Ctrl-C loses at most the stage that was running.
 """
 
@@ -16,9 +16,10 @@ import hashlib
 import json
 import os
 import time
-import warnings
 
 from absl import logging
+
+import keras_kd as kd
 
 
 def file_hash(path):
@@ -34,31 +35,10 @@ def file_hash(path):
     return digest.hexdigest()
 
 
-def temp_path(path):
-    """A temporary path beside ``path`` with the same extension (savers check extensions)."""
-    directory, base = os.path.split(path)
-    return os.path.join(directory, f".tmp{os.getpid()}-{base}")
-
-
-def save_model(model, path):
-    """Saves a Keras model atomically (temporary file, then ``os.replace``).
-
-    ``.h5`` is on purpose (tf_keras 2.21 cannot reload tfmot's QAT models from ``.keras``), so
-    tf_keras's warning that HDF5 is a legacy format is not shown.
-    """
-    temp = temp_path(path)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="You are saving your model as an HDF5 file")
-        model.save(temp)
-    os.replace(temp, path)
-
-
 def save_json(value, path):
-    """Writes JSON atomically."""
-    temp = temp_path(path)
-    with open(temp, "w", encoding="utf-8") as f:
+    """Writes JSON atomically (``keras_kd.loading.atomic_path``)."""
+    with kd.loading.atomic_path(path) as temp, open(temp, "w", encoding="utf-8") as f:
         json.dump(value, f, indent=1, sort_keys=True)
-    os.replace(temp, path)
 
 
 class StageRunner:

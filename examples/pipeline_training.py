@@ -10,8 +10,8 @@ import numpy as np
 
 import keras_kd as kd
 from examples import compress_recipes, methods
-from examples.models import make_student, make_teacher
-from examples.pipeline_stages import file_hash, save_json, save_model
+from examples.models import make_student, train_teacher
+from examples.pipeline_stages import file_hash, save_json
 from keras_kd import compress, keras, report
 
 
@@ -27,10 +27,6 @@ def _keras_figure(info):
     return figure
 
 
-def _loss():
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-
 class TrainingStages:
     """The training stages of examples/pipeline.py, in the order ``run`` calls them.
 
@@ -40,7 +36,7 @@ class TrainingStages:
     the same initial weights (seed + 1) and train with the same optimizer and data order
     (seed + 2). Distilled students get the logit term ``logit_loss`` at ``temperature`` and
     ``alpha`` on the labels (``methods.make_losses``, its Hinton term replaced); compressed
-    students are fine-tuned by the same logit term (``compress_recipes.apply_methods``: pruning
+    students are fine-tuned by the same logit term (``keras_kd.compress.apply_recipe``: pruning
     keeps the first and last layers dense, QAT starts from calibrated activation ranges).
 
     Args:
@@ -112,9 +108,8 @@ class TrainingStages:
             (x, y), (x_test, y_test) = kd.data.load(dataset)
             if train_size:
                 x, y = x[:train_size], y[:train_size]
-            path, temp = runner.path("data.npz"), runner.path(f".tmp{os.getpid()}-data.npz")
-            np.savez(temp, x=x, y=y, x_test=x_test, y_test=y_test)
-            os.replace(temp, path)
+            with kd.loading.atomic_path(runner.path("data.npz")) as temp:
+                np.savez(temp, x=x, y=y, x_test=x_test, y_test=y_test)
             return {"train": len(x), "test": len(x_test), "shape": list(x.shape[1:])}
 
         def figure(info):
@@ -135,12 +130,13 @@ class TrainingStages:
             if model:
                 teacher = kd.load_model(model, unsafe=unsafe)
             else:
-                keras.utils.set_random_seed(self.seed)
-                teacher = make_teacher(x.shape[1:], self.classes, width=width)
-                teacher.compile(keras.optimizers.Adam(learning_rate), _loss(), ["accuracy"])
-                teacher.fit(x, y, **self._fit_args("teacher", epochs))
+                fit = self._fit_args("teacher", epochs)
+                teacher = train_teacher(
+                    x, y, epochs, width, self.batch_size, learning_rate, self.verbose, self.seed,
+                    self.classes, callbacks=fit["callbacks"],
+                )  # fmt: skip
             self.models["teacher"] = teacher
-            save_model(teacher, self.runner.path("models/teacher.keras"))
+            kd.resilience.save_model_atomically(teacher, self.runner.path("models/teacher.keras"))
             return {"keras_accuracy": _accuracy(teacher, x_test, y_test)}
 
         settings = {"data": self.runner.fingerprint("data"), "seed": self.seed}
@@ -164,7 +160,7 @@ class TrainingStages:
 
     def _save(self, name, model, history):
         self.models[name] = model
-        save_model(model, self.runner.path(f"models/{name}.h5"))
+        kd.resilience.save_model_atomically(model, self.runner.path(f"models/{name}.h5"))
         save_json(history, self.runner.path(f"histories/{name}.json"))
         return {"keras_accuracy": _accuracy(model, *self.arrays[2:])}
 
@@ -178,7 +174,9 @@ class TrainingStages:
 
         def build():
             student = self._initial_student(width)
-            student.compile(keras.optimizers.Adam(learning_rate), _loss(), metrics=["accuracy"])
+            student.compile(
+                keras.optimizers.Adam(learning_rate), kd.recipes.hard_loss(), metrics=["accuracy"]
+            )
             keras.utils.set_random_seed(self.seed + 2)
             history = student.fit(x, y, **self._fit_args("scratch", epochs))
             return self._save("scratch", student, history.history)
@@ -209,7 +207,9 @@ class TrainingStages:
                     for loss in arguments["losses"]
                 ]
                 distiller = kd.Distiller(student, teacher, **arguments)
-                distiller.compile(keras.optimizers.Adam(learning_rate), _loss(), ["accuracy"])
+                distiller.compile(
+                    keras.optimizers.Adam(learning_rate), kd.recipes.hard_loss(), ["accuracy"]
+                )
                 history = distiller.fit(x, y, **self._fit_args(name, epochs)).history
             else:
                 student = methods.train_with_scheme(
@@ -249,7 +249,7 @@ class TrainingStages:
             steps = epochs * math.ceil(len(x) / self.batch_size)
             keras.utils.set_random_seed(self.seed + 3)
             start = compress.strip(self.model(base))
-            wrapped = compress_recipes.apply_methods(
+            wrapped = compress.apply_recipe(
                 start, parts, train_fn, steps, sparsity, clusters=clusters,
                 strip_last=False, prune_end=prune_end, keep_first_last=True,
                 calibration_data=x, qat_learning_rate=qat_learning_rate,

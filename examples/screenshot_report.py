@@ -22,28 +22,39 @@ from absl import app, flags
 from examples import common_flags
 from keras_kd import report
 
-_REPORT_HTML = flags.DEFINE_string(
-    "report_html", None, "The report to render, e.g. keras_kd_runs/pipeline/report.html."
-)
-_SCREENSHOT_PNG = flags.DEFINE_string(
-    "screenshot_png", None, "Where to write the PNG (default: report_screenshot.png beside it)."
-)
-_WINDOW = flags.DEFINE_string("window_size", "1280,2400", "Browser window WIDTH,HEIGHT in pixels.")
-flags.register_validator(
+FLAGS = flags.FlagValues()
+common_flags.define(FLAGS)
+flags.DEFINE_string(
     "report_html",
-    lambda path: path is None or os.path.isfile(path),
-    message="--report_html must be an existing file",
+    None,
+    "The report to render, e.g. keras_kd_runs/pipeline/report.html.",
+    flag_values=FLAGS,
 )
-flags.register_validator(
+flags.DEFINE_string(
     "screenshot_png",
-    lambda path: path is None or path.endswith(".png"),
-    message="--screenshot_png must be a .png path",
+    None,
+    "Where to write the PNG (default: report_screenshot.png beside it).",
+    flag_values=FLAGS,
 )
-flags.register_validator(
-    "window_size",
-    lambda text: len(text.split(",")) == 2 and all(p.strip().isdigit() for p in text.split(",")),
-    message="--window_size must look like 1280,2400",
+flags.DEFINE_string(
+    "window_size", "1280,2400", "Browser window WIDTH,HEIGHT in pixels.", flag_values=FLAGS
 )
+for _name, _check, _message in (
+    ("report_html", lambda p: p is None or os.path.isfile(p), "--report_html must be a file"),
+    (
+        "screenshot_png",
+        lambda p: p is None or p.endswith(".png"),
+        "--screenshot_png must be a .png path",
+    ),
+    (
+        "window_size",
+        lambda text: (
+            len(text.split(",")) == 2 and all(p.strip().isdigit() for p in text.split(","))
+        ),
+        "--window_size must look like 1280,2400",
+    ),
+):
+    flags.register_validator(_name, _check, _message, flag_values=FLAGS)
 
 
 def pixel_std(png_path):
@@ -68,15 +79,14 @@ def run(report_html, screenshot_png=None, width=1280, height=2400):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if _REPORT_HTML.value is None:
+    common_flags.reject_extra_arguments(argv)
+    if FLAGS.report_html is None:
         raise app.UsageError("--report_html is required (the pipeline's report.html)")
-    width, height = (int(p) for p in _WINDOW.value.split(","))
-    result = run(_REPORT_HTML.value, _SCREENSHOT_PNG.value, width, height)
+    width, height = (int(p) for p in FLAGS.window_size.split(","))
+    result = run(FLAGS.report_html, FLAGS.screenshot_png, width, height)
     print(f"screenshot: {result['png']}")
     print(json.dumps(result))
 
 
 if __name__ == "__main__":
-    common_flags.run_app(main)
+    common_flags.run_app(main, FLAGS)

@@ -29,33 +29,30 @@ if not __package__:  # python examples/<name>.py: import the package as `python 
 import json
 
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
 import keras_kd as kd
 from examples import common_flags
-from examples.models import make_mlp, make_teacher
+from examples.models import make_mlp, train_teacher
 from keras_kd import keras
 
-common_flags.set_defaults(
-    dataset="fashion_mnist",
-    seeds=3,
-    epochs=30,
-    teacher_epochs=30,
-    batch_size=128,
-    temperature=None,
-    alpha=None,
-    output_dir="keras_kd_runs/transfer",
+FLAGS = flags.FlagValues()
+flags.DEFINE_enum(
+    "regime", "mnist1d", ["mnist1d", "fashion"], "Which experiment to run.", flag_values=FLAGS
 )
-
-_REGIME = flags.DEFINE_enum("regime", "mnist1d", ["mnist1d", "fashion"], "Which experiment to run.")
-_LABELED = flags.DEFINE_integer(
-    "labeled", 5000, "Labeled training images the student sees (fashion).", lower_bound=1
+flags.DEFINE_integer(
+    "labeled",
+    5000,
+    "Labeled training images the student sees (fashion).",
+    lower_bound=1,
+    flag_values=FLAGS,
 )
-_TRANSFER_SIZE = flags.DEFINE_integer(
+flags.DEFINE_integer(
     "transfer_size",
     40000,
     "Generated unlabeled inputs in the transfer set (mnist1d).",
     lower_bound=0,
+    flag_values=FLAGS,
 )
 
 
@@ -104,23 +101,6 @@ def image_augmentation(max_shift=0.1, seed=None):
     )
 
 
-def _ce():
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-
-def _teacher(x, y, path, epochs, batch_size, verbose=0):
-    if os.path.isfile(path):
-        logging.info("Loading the teacher from %s", path)
-        return keras.models.load_model(path)
-    keras.utils.set_random_seed(0)
-    teacher = make_teacher(x.shape[1:], int(y.max()) + 1)
-    teacher.compile(keras.optimizers.Adam(1e-3), _ce(), metrics=["accuracy"])
-    teacher.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=verbose)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    teacher.save(path)
-    return teacher
-
-
 def _distiller_kwargs(temperature, alpha):
     """Only the settings given: everything else stays at the Distiller's defaults."""
     kwargs = {} if alpha is None else {"alpha": alpha}
@@ -153,7 +133,7 @@ def _train(
         )
     else:
         model = student
-    model.compile(keras.optimizers.Adam(1e-3), _ce(), metrics=["accuracy"])
+    model.compile(keras.optimizers.Adam(1e-3), kd.recipes.hard_loss(), metrics=["accuracy"])
     model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=verbose)
     return float(model.evaluate(x_test, y_test, verbose=0)[1])
 
@@ -201,7 +181,10 @@ def run(
         teacher_path = os.path.join(
             output_dir, f"{dataset.replace(':', '_').replace('/', '_')}_teacher.keras"
         )
-    teacher = _teacher(x, y, teacher_path, teacher_epochs, batch_size, verbose)
+    teacher = train_teacher(
+        x, y, teacher_epochs, batch_size=batch_size, learning_rate=1e-3, verbose=verbose, seed=0,
+        path=teacher_path,
+    )  # fmt: skip
     teacher_acc = float(teacher.evaluate(x_test, y_test, verbose=0)[1])
     logging.info("teacher accuracy %.4f", teacher_acc)
     x_all, y_all = kd.data.with_unlabeled(x_labeled, y_labeled, x_unlabeled)
@@ -267,24 +250,12 @@ def markdown(result):
     return "\n".join(lines)
 
 
+common_flags.define(FLAGS, run)
+
+
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    result = run(
-        regime=_REGIME.value,
-        dataset=common_flags.DATASET.value,
-        seeds=common_flags.SEEDS.value,
-        epochs=common_flags.EPOCHS.value,
-        teacher_epochs=common_flags.TEACHER_EPOCHS.value,
-        labeled=_LABELED.value,
-        transfer_size=_TRANSFER_SIZE.value,
-        batch_size=common_flags.BATCH_SIZE.value,
-        output_dir=common_flags.OUTPUT_DIR.value,
-        # None by default here (the Distiller's own defaults), which the holders' .value refuses.
-        temperature=flags.FLAGS["temperature"].value,
-        alpha=flags.FLAGS["alpha"].value,
-        verbose=common_flags.keras_verbosity(),
-    )
+    common_flags.reject_extra_arguments(argv)
+    result = run(**common_flags.arguments(run, FLAGS))
     print(
         f"teacher accuracy {result['teacher_acc']:.4f}; {result['labeled']} labeled, "
         f"{result['unlabeled']} unlabeled, {result['epochs']} epochs"
@@ -294,4 +265,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    common_flags.run_app(main)
+    common_flags.run_app(main, FLAGS)

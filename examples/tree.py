@@ -36,61 +36,59 @@ if not __package__:  # python examples/<name>.py: import the package as `python 
 import json
 
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
 import keras_kd as kd
 from examples import common_flags
-from examples.models import make_teacher
+from examples.models import train_teacher
 from keras_kd import keras
 from keras_kd.students import SoftDecisionTree, tree_plots
 
-common_flags.set_defaults(
-    dataset="digits",
-    epochs=20,
-    teacher_epochs=10,
-    batch_size=32,
-    learning_rate=1e-2,
-    temperature=2.0,
-    alpha=0.1,
-    seed=0,
-    output_dir="keras_kd_runs/tree",
-    teacher_width=32,
-    seeds=1,
-)
-
-_DEPTH = flags.DEFINE_integer(
+FLAGS = flags.FlagValues()
+flags.DEFINE_integer(
     "tree_depth",
     4,
     "Depth of the soft decision tree (2**depth leaves).",
     lower_bound=1,
     upper_bound=10,
+    flag_values=FLAGS,
 )
-_INVERSE_TEMPERATURE = flags.DEFINE_float(
+flags.DEFINE_float(
     "tree_inverse_temperature",
     1.0,
     "Inverse temperature beta of the node filters.",
     lower_bound=1e-6,
+    flag_values=FLAGS,
 )
-_PENALTY_STRENGTH = flags.DEFINE_float(
-    "tree_penalty_strength", 0.1, "Strength lambda of the balancing penalty.", lower_bound=0.0
+flags.DEFINE_float(
+    "tree_penalty_strength",
+    0.1,
+    "Strength lambda of the balancing penalty.",
+    lower_bound=0.0,
+    flag_values=FLAGS,
 )
-_PENALTY_DECAY = flags.DEFINE_float(
+flags.DEFINE_float(
     "tree_penalty_decay",
     0.5,
     "Per-level decay of the penalty (0.5: 2**-depth).",
     lower_bound=1e-6,
     upper_bound=1.0,
+    flag_values=FLAGS,
 )
-_INFERENCE = flags.DEFINE_enum(
-    "tree_inference", "mixture", ["mixture", "max_path"], "Inference mode of the saved tree."
+flags.DEFINE_enum(
+    "tree_inference",
+    "mixture",
+    ["mixture", "max_path"],
+    "Inference mode of the saved tree.",
+    flag_values=FLAGS,
 )
-_TEACHER_LEARNING_RATE = flags.DEFINE_float(
-    "tree_teacher_learning_rate", 3e-3, "Adam learning rate of the teacher.", lower_bound=1e-9
+flags.DEFINE_float(
+    "tree_teacher_learning_rate",
+    3e-3,
+    "Adam learning rate of the teacher.",
+    lower_bound=1e-9,
+    flag_values=FLAGS,
 )
-
-
-def _classifier_loss():
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
 def _accuracies(tree, x, y):
@@ -132,13 +130,12 @@ def run(
         keep = np.random.default_rng(seed).permutation(len(x_train))[:train_size]
         x_train, y_train = x_train[keep], y_train[keep]
     num_classes = int(max(y_train.max(), y_test.max())) + 1
-    keras.utils.set_random_seed(seed)
     logging.info("Training the teacher on %s (%d examples)", dataset, len(x_train))
-    teacher = make_teacher(x_train.shape[1:], num_classes, width=teacher_width)
-    teacher.compile(
-        keras.optimizers.Adam(teacher_learning_rate), _classifier_loss(), metrics=["accuracy"]
-    )
-    teacher.fit(x_train, y_train, epochs=teacher_epochs, batch_size=batch_size, verbose=verbose)
+    fit = dict(batch_size=batch_size, verbose=verbose)
+    teacher = train_teacher(
+        x_train, y_train, teacher_epochs, teacher_width, learning_rate=teacher_learning_rate,
+        seed=seed, num_classes=num_classes, **fit,
+    )  # fmt: skip
     teacher_acc = float(teacher.evaluate(x_test, y_test, verbose=0)[1])
 
     keras.utils.set_random_seed(seed + 1)
@@ -156,8 +153,9 @@ def run(
 
     logging.info("Training the tree (depth %d) on the hard labels", depth)
     keras.utils.set_random_seed(seed + 2)
-    hard.compile(keras.optimizers.Adam(learning_rate), _classifier_loss(), metrics=["accuracy"])
-    hard.fit(x_train, y_train, epochs=epochs, batch_size=batch_size, verbose=verbose)
+    kd.recipes.train_classifier(
+        hard, x_train, y_train, epochs, learning_rate=learning_rate, schedule="constant", **fit
+    )
 
     logging.info("Distilling the teacher into the tree (T=%s, alpha=%s)", temperature, alpha)
     keras.utils.set_random_seed(seed + 2)
@@ -168,9 +166,9 @@ def run(
         alpha=alpha,
     )
     distiller.compile(
-        keras.optimizers.Adam(learning_rate), _classifier_loss(), metrics=["accuracy"]
+        keras.optimizers.Adam(learning_rate), kd.recipes.hard_loss(), metrics=["accuracy"]
     )
-    distiller.fit(x_train, y_train, epochs=epochs, batch_size=batch_size, verbose=verbose)
+    distiller.fit(x_train, y_train, epochs=epochs, **fit)
 
     hard_acc, hard_max_path_acc = _accuracies(hard, x_test, y_test)
     distilled_acc, distilled_max_path_acc = _accuracies(distilled, x_test, y_test)
@@ -305,31 +303,17 @@ def _print_seeds(result, output_dir):
     print(json.dumps(result))
 
 
+common_flags.define(FLAGS, run, seeds=1)
+
+
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    settings = dict(
-        dataset=common_flags.DATASET.value,
-        epochs=common_flags.EPOCHS.value,
-        teacher_epochs=common_flags.TEACHER_EPOCHS.value,
-        batch_size=common_flags.BATCH_SIZE.value,
-        learning_rate=common_flags.LEARNING_RATE.value,
-        temperature=common_flags.TEMPERATURE.value,
-        alpha=common_flags.ALPHA.value,
-        seed=common_flags.SEED.value,
-        output_dir=common_flags.OUTPUT_DIR.value,
-        verbose=common_flags.keras_verbosity(),
-        teacher_width=common_flags.TEACHER_WIDTH.value,
-        train_size=common_flags.TRAIN_SIZE.value,
-        depth=_DEPTH.value,
-        inverse_temperature=_INVERSE_TEMPERATURE.value,
-        penalty_strength=_PENALTY_STRENGTH.value,
-        penalty_decay=_PENALTY_DECAY.value,
-        inference=_INFERENCE.value,
-        teacher_learning_rate=_TEACHER_LEARNING_RATE.value,
-    )
-    if common_flags.SEEDS.value > 1:
-        _print_seeds(run_seeds(common_flags.SEEDS.value, **settings), settings["output_dir"])
+    common_flags.reject_extra_arguments(argv)
+    names = dict(depth="tree_depth", inverse_temperature="tree_inverse_temperature")
+    names.update(penalty_strength="tree_penalty_strength", penalty_decay="tree_penalty_decay")
+    names.update(inference="tree_inference", teacher_learning_rate="tree_teacher_learning_rate")
+    settings = common_flags.arguments(run, FLAGS, **names)
+    if FLAGS.seeds > 1:
+        _print_seeds(run_seeds(FLAGS.seeds, **settings), settings["output_dir"])
         return
     result = run(**settings)
     print(f"teacher         accuracy {result['teacher_acc']:.4f}")
@@ -345,4 +329,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    common_flags.run_app(main)
+    common_flags.run_app(main, FLAGS)

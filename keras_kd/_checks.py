@@ -4,6 +4,7 @@ import math
 import numbers
 
 from keras_kd._compat import keras, tf
+from keras_kd.losses import FeatureLoss, LogitLoss
 from keras_kd.teachers import foreign, resolve
 
 
@@ -101,26 +102,26 @@ def check_losses(losses, num_teachers=1):
             "losses must hold at least one distillation loss layer, received: losses=[]"
         )
     for loss in losses:
-        if not isinstance(loss, keras.layers.Layer):
+        if not isinstance(loss, (LogitLoss, FeatureLoss)):
+            kind = "a Keras layer" if isinstance(loss, keras.layers.Layer) else "not a layer"
             raise TypeError(
-                "each entry of losses must be a Keras layer following the keras_kd.losses "
-                "contract, "
-                f"received: losses={losses!r}, whose entry {loss!r} is not a layer"
+                "each entry of losses must be a Keras layer that subclasses "
+                "keras_kd.losses.LogitLoss or keras_kd.losses.FeatureLoss (README: Writing your "
+                f"own loss), received: losses={losses!r}, whose entry {loss!r} is {kind} of "
+                "neither class"
             )
     if num_teachers > 1:
-        single = [loss.name for loss in losses if not getattr(loss, "multi_teacher", False)]
+        single = [loss.name for loss in losses if isinstance(loss, FeatureLoss)]
         if single:
             raise ValueError(
-                f"with {num_teachers} teachers every loss must combine several teachers' outputs "
-                f"(multi_teacher = True, e.g. keras_kd.losses.MultiTeacherKD); losses {single} "
-                "take one "
-                f"teacher's logits or features, received: losses={single}"
+                f"with {num_teachers} teachers every loss must be a logit loss, which sees them "
+                f"as one ensemble (keras_kd.losses.LogitLoss.ensemble); feature losses {single} "
+                f"take one teacher's features, received: losses={single}"
             )
     names = [loss.name for loss in losses]
     if len(set(names)) != len(names):
         raise ValueError(
-            "losses must have distinct names (they name the metrics), received: "
-            f"losses={names}"
+            f"losses must have distinct names (they name the metrics), received: losses={names}"
         )
     return losses
 
@@ -223,7 +224,7 @@ def check_pairs(losses, teachers, student):
     """Every layer name a feature loss pairs exists in its (graph) model, before any tap is "
     "built."""
     for loss in losses:
-        pairs = getattr(loss, "pairs", None) or []
+        pairs = (loss.pairs if isinstance(loss, FeatureLoss) else None) or []
         for side, model in ((0, teachers[0]), (1, student)):
             if len(teachers) > 1 or not getattr(model, "_is_graph_network", False):
                 continue  # several teachers take no pairs; subclassed models list their own taps
@@ -256,14 +257,14 @@ def prepare_losses(losses, teacher_tap, student_tap, teacher, student):
     """Lets each loss check shapes and create its weights (adapters) before training starts."""
     t_shapes, s_shapes = teacher_tap.feature_shapes(), student_tap.feature_shapes()
     for loss in losses:
-        pairs = getattr(loss, "pairs", None)
-        prepare = getattr(loss, "prepare", None)
-        if prepare is None:
-            continue
-        if pairs is None:
-            shapes = [output_shape(teacher), output_shape(student)]
-        elif all(t in t_shapes for t, _ in pairs) and all(s in s_shapes for _, s in pairs):
-            shapes = [[t_shapes[t] for t, _ in pairs], [s_shapes[s] for _, s in pairs]]
-        else:
+        if not isinstance(loss, FeatureLoss):
+            continue  # logit losses own no weights
+        try:
+            shapes = [
+                loss.pick_features(output_shape(teacher), t_shapes, 0),
+                loss.pick_features(output_shape(student), s_shapes, 1),
+            ]
+        except KeyError:
             continue  # a subclassed model: shapes are known at the first call
-        prepare(*shapes)
+        if None not in shapes[0] + shapes[1]:
+            loss.build(*shapes)

@@ -94,7 +94,24 @@ def _shape(value):
     return tuple(value.shape) if hasattr(value, "shape") else None
 
 
-def check_fit_data(x, y, student, loss):
+def check_fit_data(x, y, student, loss, alpha):
+    """The data checks of ``Distiller.fit``: ``check_data``, then ``check_some_labels``.
+
+    Args:
+        x: The training inputs as the student sees them (after a shape-changing augmentation).
+        y: The labels given to ``fit``, or ``None``.
+        student: The student model.
+        loss: The compiled hard loss, or ``None``.
+        alpha: The weight of the hard loss.
+
+    Raises:
+        ValueError: Naming the first argument that does not fit.
+    """
+    check_data(x, y, student, loss)
+    check_some_labels(alpha, x, y)
+
+
+def check_data(x, y, student, loss):
     """Before training: ``x`` and ``y`` are non-empty, fit the student's input and output classes.
 
     Arrays are checked fully (shapes, lengths, class ids); a ``tf.data.Dataset`` by its cardinality

@@ -23,9 +23,14 @@ _UNKNOWN_OPS = ("PyFunc", "EagerPyFunc", "PyFuncStateless")
 MODES = ("auto", True, False)
 
 
-def is_cached_batch(x):
-    """Whether a batch's ``x`` carries cached teacher outputs (decided at trace time)."""
-    return isinstance(x, dict) and TEACHER_KEY in x and INPUTS_KEY in x
+def split_batch(x):
+    """Splits a batch's ``x`` into ``(inputs, stored teacher outputs)``, ``None`` when uncached.
+
+    Decided at trace time: ``x`` carries teacher outputs when it is the dict ``annotate`` makes.
+    """
+    if isinstance(x, dict) and TEACHER_KEY in x and INPUTS_KEY in x:
+        return x[INPUTS_KEY], x[TEACHER_KEY]
+    return x, None
 
 
 def check_mode(cache_teacher):
@@ -113,6 +118,9 @@ class TeacherCache:
             many-class problems. ``None`` stores every logit.
         cache_dir: Directory for datasets that do not fit in memory (written with
             ``tf.data.Dataset.save``); ``None`` keeps the cache in memory.
+
+    Raises:
+        ValueError: If ``dtype`` or ``top_k`` is not one of the values above.
 
     Example:
         >>> cache = TeacherCache(tap, teacher, dtype="float16")

@@ -1,6 +1,6 @@
 """The Distiller: a Keras model that trains a student from labels and a frozen teacher."""
 
-from keras_kd import _labels, cache, replay, resilience, teacher_stage
+from keras_kd import _labels, cache, model_callbacks, nonfinite, replay, resilience, teacher_stage
 from keras_kd._checks import (
     check_alpha,
     check_augment,
@@ -16,6 +16,8 @@ from keras_kd._checks import (
 )
 from keras_kd._compat import keras, tf
 from keras_kd.features import FeatureTap, paired_layers, teacher_tap
+from keras_kd.losses import FeatureLoss
+from keras_kd.losses._ops import ensemble_logits
 from keras_kd.teachers import precision
 from keras_kd.teachers import resolve as teachers_config
 
@@ -34,12 +36,8 @@ class Distiller(keras.Model):
     ``predict`` and ``call`` use the student alone; the ``loss`` that ``evaluate`` reports is the hard
     loss. ``sample_weight`` weighs the hard loss; distillation losses are batch means.
 
-    Teacher outputs are cached (``keras_kd.cache``) when the training inputs are deterministic, so the
-    teacher runs once per dataset rather than once per step of every epoch; with random augmentation
-    it runs live on each batch, or once per pre-drawn view with ``replay_views`` (``keras_kd.replay``;
-    ``replay`` is then the ``ReplayCache``). ``fit`` logs the choice and sets ``teacher_cached``.
-
-    Both models must output logits (no final softmax).
+    ``fit`` composes named stages, each usable alone (see ``fit``); its teacher stage runs the
+    teacher once per dataset when it can. Both models must output logits (no final softmax).
 
     Paper: Hinton, Vinyals & Dean (2015), "Distilling the Knowledge in a Neural Network".
 
@@ -50,9 +48,11 @@ class Distiller(keras.Model):
             and none may be ``student``. A teacher may also be a Keras 3 model, a SavedModel
             directory, a ``.tflite`` file or a callable from a numpy batch to numpy logits
             (``keras_kd.teachers``); feature losses need a tf_keras or Keras 3 graph teacher.
-            With several teachers (kinds may mix) every loss must have ``multi_teacher = True``
-            (e.g. ``keras_kd.losses.MultiTeacherKD(teacher_weights=...)``, which weighs them).
-        losses: Distillation loss layers that follow the contract in ``keras_kd.losses.base``.
+            With several teachers (kinds may mix) every loss must be a logit loss; each sees the
+            teachers as one ensemble (``keras_kd.losses.LogitLoss.ensemble``), and
+            ``keras_kd.losses.MultiTeacherKD(teacher_weights=...)`` weighs them.
+        losses: Distillation loss layers, each a subclass of ``keras_kd.losses.LogitLoss`` or
+            ``keras_kd.losses.FeatureLoss`` (the contract in ``keras_kd.losses.base``).
             Default, from the measured suite ``examples/benchmark_regimes.py`` (README "Does
             distillation beat the student alone?"), ``keras_kd.losses.defaults``:
             ``[DIST(beta=2.0, gamma=2.0, temperature=4.0)]`` for one teacher,
@@ -90,7 +90,8 @@ class Distiller(keras.Model):
         ValueError: If a model is missing or unbuilt, the teacher is the student, the two output
             shapes differ, ``alpha`` is outside [0, 1], ``loss_weights`` is mis-sized or negative,
             or ``replay_views`` is set without a replayable ``augment``.
-        TypeError: If a model is not a ``keras.Model`` or a loss is not a Keras layer.
+        TypeError: If a model is not a ``keras.Model`` or a loss subclasses neither ``LogitLoss``
+            nor ``FeatureLoss``.
 
     Example:
         >>> distiller = Distiller(student=student, teacher=teacher, alpha=0.1)
@@ -163,6 +164,7 @@ class Distiller(keras.Model):
         self.replay = views and replay.from_cache(
             self._teacher_cache, self.augment, views, self.replay_seed
         )
+        self.nonfinite_guard = nonfinite.NonFiniteGuard()  # not trackable: no weights of ours
         self._loss_tracker = keras.metrics.Mean(name="loss")
         self._hard_tracker = keras.metrics.Mean(name="hard_loss")
         self._term_trackers = [
@@ -174,12 +176,8 @@ class Distiller(keras.Model):
     @property
     def metrics(self):
         compiled = getattr(self, "compiled_metrics", None)
-        return [
-            self._loss_tracker,
-            self._hard_tracker,
-            *self._term_trackers,
-            *(compiled.metrics if compiled is not None else []),
-        ]
+        extra = compiled.metrics if compiled is not None else []
+        return [self._loss_tracker, self._hard_tracker, *self._term_trackers, *extra]
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
         """Configures training like ``keras.Model.compile``; ``loss`` is the hard-label loss.
@@ -209,11 +207,11 @@ class Distiller(keras.Model):
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        if self.augment is not None and not cache.is_cached_batch(x):  # replayed views come drawn
+        x, stored = cache.split_batch(x)
+        if self.augment is not None and stored is None:  # replayed views come drawn
             # Once per batch: teacher and student see the same view.
             x = self.augment(x, training=True)
-        if cache.is_cached_batch(x):
-            stored, x = x[cache.TEACHER_KEY], x[cache.INPUTS_KEY]
+        if stored is not None:
             teacher_logits, teacher_features = cache.decode(stored, self._num_classes)
         else:
             teacher_logits, teacher_features = self._teacher_tap(x, training=False)
@@ -224,9 +222,8 @@ class Distiller(keras.Model):
             total, report = self._total_loss(
                 y, sample_weight, teacher_logits, teacher_features, student_logits, student_features
             )
-        guard = self.__dict__.get("_keras_kd_state_guard")
-        resilience.minimize_finite(
-            self.optimizer, total, self._trainable_for_distillation(), tape, guard
+        self.nonfinite_guard.minimize(
+            self.optimizer, total, self._trainable_for_distillation(), tape
         )
         return self._update_metrics(y, sample_weight, student_logits, report)
 
@@ -244,22 +241,16 @@ class Distiller(keras.Model):
             hard = _check_finite(hard, "hard_loss")  # total depends on every check
             report["hard_loss"] = hard * replicas
             total += self.alpha * hard
+        teachers = tf.unstack(t_logits, axis=1) if isinstance(self.teacher, list) else [t_logits]
         for loss, weight in zip(self.distillation_losses, self.loss_weights):
-            pairs = getattr(loss, "pairs", None)
-            if getattr(loss, "multi_teacher", False):
-                args = (
-                    tf.unstack(t_logits, axis=1) if isinstance(self.teacher, list) else [t_logits],
-                    s_logits,
-                )
-            elif pairs is None:
-                args = (t_logits, s_logits)
-            else:
-                args = ([t_features[t] for t, _ in pairs], [s_features[s] for _, s in pairs])
-            kwargs = (
-                {"labels": _labels.sparse_labels(y, t_logits)}
-                if getattr(loss, "uses_labels", False)
-                else {}
-            )
+            kwargs = {}
+            if isinstance(loss, FeatureLoss):
+                t_inputs = loss.pick_features(t_logits, t_features, 0)
+                args = (t_inputs, loss.pick_features(s_logits, s_features, 1))
+            else:  # a LogitLoss (__init__ admits no other kind): the teachers as one ensemble
+                args = (loss.ensemble(teachers), s_logits)
+                if loss.uses_labels:  # the ensemble's top-1 where an example has no label
+                    kwargs["labels"] = _labels.sparse_labels(y, ensemble_logits(teachers))
             term = _check_finite(tf.cast(loss(*args, **kwargs), tf.float32), loss.name)
             report[loss.name] = term
             total += weight * term / replicas
@@ -299,8 +290,7 @@ class Distiller(keras.Model):
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        if cache.is_cached_batch(x):  # a validation_split of cached inputs
-            x = x[cache.INPUTS_KEY]
+        x, _ = cache.split_batch(x)  # a validation_split of cached inputs
         logits = self.student(x, training=False)
         logs = {}
         # With alpha=0, compile(loss=None) is allowed and there is no hard loss to report.
@@ -319,14 +309,19 @@ class Distiller(keras.Model):
         return logs
 
     def fit(self, x=None, y=None, **kwargs):
-        """Trains like ``keras.Model.fit``; see the class docstring for what each step does.
+        """Trains like ``keras.Model.fit``, composing these stages (each usable alone) in order:
 
-        A student compressed by ``keras_kd.compress`` gets the callbacks it needs
-        (``keras_kd.compress.training_callbacks``, e.g. ``UpdatePruningStep``) appended to
-        ``callbacks`` unless one of the same type is there; ``PruningSummaries`` is added when
-        ``callbacks`` holds a ``keras.callbacks.TensorBoard``, writing to its ``log_dir``. A
-        ``BackupAndRestore`` (``keras_kd.resilience``'s, for exact resumption) is restored before
-        the teacher cache is built and runs after the other callbacks.
+        1. Data checks of ``x`` and ``y`` against the student and the hard loss.
+        2. Required callbacks (``keras_kd.model_callbacks``): those the student carries and
+           ``callbacks`` lacks, e.g. tfmot's ``UpdatePruningStep`` for a ``keras_kd.compress.prune``
+           student (and ``PruningSummaries`` into the ``log_dir`` of a TensorBoard callback).
+        3. Resumption (``keras_kd.resilience.resume_from_backup``): backups are restored before
+           the teacher stage reads the teacher, and run after the other callbacks.
+        4. The non-finite guard ``nonfinite_guard`` (``keras_kd.nonfinite.NonFiniteGuard``).
+        5. The teacher stage (``keras_kd.teacher_stage``): teacher outputs cached once for
+           deterministic inputs (``keras_kd.cache``), replayed per pre-drawn view with
+           ``replay_views`` (``keras_kd.replay``; ``replay`` is the ``ReplayCache``), else live;
+           it logs the choice and sets ``teacher_cached``.
 
         Raises:
             ValueError: If ``cache_teacher=True`` but the inputs cannot be cached safely; if ``x``
@@ -338,35 +333,16 @@ class Distiller(keras.Model):
                 step) is undone without a distribution strategy: the last finite weights remain.
         """
         seen = teacher_stage.as_student_sees(self.augment, x)  # e.g. RandomCrop changes the shape
-        _labels.check_fit_data(seen, y, self.student, getattr(self, "loss", None))
-        _labels.check_some_labels(self.alpha, x, y)
-        # A compressed student (keras_kd.compress) needs tfmot's callbacks, e.g. UpdatePruningStep;
-        # imported here so that plain distillation never loads tfmot.
-        from keras_kd import compress
-
-        callbacks = list(kwargs.get("callbacks") or [])
-        board = next((c for c in callbacks if isinstance(c, keras.callbacks.TensorBoard)), None)
-        log_dir = board.log_dir if board is not None else None
-        for needed in compress.training_callbacks(self.student, log_dir):
-            if not any(isinstance(c, type(needed)) for c in callbacks):
-                callbacks.append(needed)
-        # Before the cache: a restarted run's teacher cache must come from the restored teacher.
-        kwargs["callbacks"] = resilience.prepare_fit(
+        _labels.check_fit_data(seen, y, self.student, getattr(self, "loss", None), self.alpha)
+        callbacks = model_callbacks.add_required_callbacks(self.student, kwargs.get("callbacks"))
+        kwargs["callbacks"] = resilience.resume_from_backup(
             self, x, callbacks, kwargs.get("initial_epoch", 0)
         )
-        state = [
-            v for m in (self.student, *self.distillation_losses) for v in m.non_trainable_weights
-        ]
-        resilience.guard_for(self, state)  # undoes the forward-pass updates of a non-finite step
+        distributed = self._distribution_strategy is not None
+        self.nonfinite_guard.watch(self.student, *self.distillation_losses, distributed=distributed)
         x, y, kwargs = teacher_stage.teacher_stage(self, x, y, kwargs)
-        try:
+        with self.nonfinite_guard.stopping():
             return super().fit(x, y, **kwargs)
-        except tf.errors.InvalidArgumentError as error:
-            failure = resilience.nonfinite_error(error)
-            if failure is None:
-                raise
-            self.__dict__["_keras_kd_state_guard"].restore()
-            raise failure from None
 
     def save_student(self, filepath, **kwargs):
         """Saves the student alone (never the teacher) with ``keras.Model.save``, atomically.
@@ -416,4 +392,4 @@ class Distiller(keras.Model):
         return cls(**config)
 
 
-_check_finite = resilience.check_finite
+_check_finite = nonfinite.check_finite

@@ -11,6 +11,7 @@ and the names in that dict are the layer names that losses refer to in ``pairs``
 """
 
 from keras_kd._compat import keras, tf
+from keras_kd.losses import FeatureLoss
 from keras_kd.teachers.foreign import ForeignTeacher
 
 
@@ -89,8 +90,8 @@ class FeatureTap:
 class EnsembleTap:
     """Runs several teachers on the same batch and stacks their logits, shape ``(batch, teachers, classes)``.
 
-    Used by the Distiller for a list of teachers, whose losses (``multi_teacher = True``) combine the
-    teachers' soft targets; feature taps need a single teacher.
+    Used by the Distiller for a list of teachers, whose losses (``keras_kd.losses.LogitLoss``) see
+    them as one ensemble (``LogitLoss.ensemble``); feature taps need a single teacher.
 
     Args:
         teachers: Built Keras models with the same output shape.
@@ -113,8 +114,21 @@ class EnsembleTap:
 
 
 def paired_layers(losses, side):
-    """The layer names that ``losses`` pair on one side: 0 for the teacher, 1 for the student."""
-    return [pair[side] for loss in losses for pair in (getattr(loss, "pairs", None) or [])]
+    """The layer names that the feature losses among ``losses`` pair on one side.
+
+    Args:
+        losses: Distillation loss layers; only ``keras_kd.losses.FeatureLoss`` ones tap layers.
+        side: 0 for the teacher, 1 for the student.
+
+    Returns:
+        A list of layer names, in the order of the losses and their ``pairs``.
+
+    Example:
+        >>> paired_layers([AttentionTransfer(pairs=[("t_block2", "s_block2")])], 1)
+        ['s_block2']
+    """
+    feature_losses = [loss for loss in losses if isinstance(loss, FeatureLoss)]
+    return [pair[side] for loss in feature_losses for pair in (loss.pairs or [])]
 
 
 def teacher_tap(teachers, losses):

@@ -4,12 +4,15 @@ It loads a tf_keras ``.keras`` file, an ``.h5`` file or a tf_keras SavedModel di
 pruning, clustering and quantization wrappers, and keras_kd's own layers), and a Keras 3 ``.keras``
 or ``.h5`` file, which it converts with ``keras_kd.bridge.from_keras3``. It is safe by default: a
 file holding a ``Lambda`` layer, whose Python code would run on loading, is refused unless
-``unsafe=True``, and Keras's own safe mode stays on.
+``unsafe=True``, and Keras's own safe mode stays on. ``atomic_path`` writes any file atomically
+(a crash never leaves half a file where a reader expects a whole one); for a model,
+``keras_kd.resilience.save_model_atomically``.
 """
 
 import contextlib
 import json
 import os
+import shutil
 import zipfile
 
 from keras_kd._compat import keras
@@ -175,3 +178,41 @@ def _refuse_code(path, configs):
             "only if you trust the file, or replace the Lambda layers with built-in or registered "
             "layers."
         )
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yields a temporary path beside ``path``; on success it replaces ``path`` in one step.
+
+    The temporary path keeps the extension of ``path`` (Keras and numpy choose the format by it).
+    When the block raises, the temporary file (or SavedModel directory) is removed and an
+    existing ``path`` is left as it was.
+
+    Args:
+        path: The final file path; its directory must exist.
+
+    Yields:
+        The temporary path to write.
+
+    Raises:
+        ValueError: If the directory of ``path`` does not exist.
+
+    Example:
+        >>> with atomic_path("data.npz") as temp:
+        ...     np.savez(temp, x=x)
+    """
+    path = os.fspath(path)
+    directory, base = os.path.split(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ValueError(f"the directory of path must exist, received: path={path!r}")
+    temp = os.path.join(directory, f".tmp{os.getpid()}-{base}")
+    try:
+        yield temp
+        if os.path.isdir(temp) and os.path.isdir(path):
+            shutil.rmtree(path)
+        os.replace(temp, path)
+    finally:
+        if os.path.isdir(temp):
+            shutil.rmtree(temp, ignore_errors=True)
+        elif os.path.exists(temp):
+            os.remove(temp)

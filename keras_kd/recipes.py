@@ -1,7 +1,8 @@
 """Training recipes: a classifier (teacher or scratch student) and patient, consistent teaching.
 
-Both use Adam with cosine learning-rate decay to zero over the planned steps, so the last epoch's
-weights are the ones to report: no selection on a held-out set is needed to avoid a noisy end.
+Both use Adam with cosine learning-rate decay to zero over the planned steps (by default), so the
+last epoch's weights are the ones to report: no selection on a held-out set is needed to avoid a
+noisy end. ``hard_loss`` is the label loss of every keras_kd classifier: cross-entropy on logits.
 """
 
 import math
@@ -33,6 +34,27 @@ def cosine_adam(learning_rate, total_steps):
     _checks.check_positive_int("total_steps", total_steps)
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, int(total_steps))
     return keras.optimizers.Adam(schedule)
+
+
+SCHEDULES = ("cosine", "constant")
+
+
+def hard_loss():
+    """The hard-label loss of a logits classifier: sparse categorical cross-entropy on logits.
+
+    What a Distiller's ``compile(loss=...)`` takes for its ``alpha`` term, and what teachers and
+    scratch students train on (``train_classifier``).
+
+    Paper: Hinton, Vinyals & Dean (2015), "Distilling the Knowledge in a Neural Network" (the
+    hard-label term beside the soft targets).
+
+    Returns:
+        A new ``keras.losses.SparseCategoricalCrossentropy(from_logits=True)``.
+
+    Example:
+        >>> distiller.compile(optimizer="adam", loss=hard_loss(), metrics=["accuracy"])
+    """
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
 def steps(num_examples, epochs, batch_size):
@@ -142,11 +164,17 @@ def train_classifier(
     augment=False,
     validation_data=None,
     verbose=0,
+    schedule="cosine",
+    callbacks=None,
 ):
-    """Trains a logits classifier on labels with cosine-decayed Adam, optionally on augmented views.
+    """Trains a logits classifier on labels with Adam, optionally on augmented views.
 
-    This is how keras_kd's examples train teachers and scratch students: the same optimizer and
-    schedule as ``patient_distiller``, so scratch and distilled students differ only in the loss.
+    This is how keras_kd's examples train teachers and scratch students: by default the same
+    optimizer and schedule as ``patient_distiller``, so scratch and distilled students differ only
+    in the loss.
+
+    Paper: Kingma & Ba (2015), "Adam: A Method for Stochastic Optimization"; Loshchilov & Hutter
+    (2017), "SGDR: Stochastic Gradient Descent with Warm Restarts" (the cosine decay).
 
     Args:
         model: A built Keras model that outputs logits.
@@ -160,23 +188,36 @@ def train_classifier(
         validation_data: Optional ``(x, y)`` evaluated after every epoch (reported, never used to
             select weights).
         verbose: Keras verbosity.
+        schedule: ``"cosine"`` (the learning rate decays to 0 over the run, ``cosine_adam``) or
+            ``"constant"`` (plain Adam at ``learning_rate``).
+        callbacks: Keras callbacks for ``fit`` (e.g. TensorBoard), or ``None``.
 
     Returns:
         The ``keras.callbacks.History`` of the run. ``model`` is trained in place and compiled with
-        sparse categorical cross-entropy on logits and accuracy.
+        ``hard_loss()`` and accuracy.
 
     Raises:
-        ValueError: If ``epochs``, ``batch_size`` or ``learning_rate`` is out of range.
+        ValueError: If ``epochs``, ``batch_size`` or ``learning_rate`` is out of range, or
+            ``schedule`` is not one of ``SCHEDULES``.
 
     Example:
         >>> history = train_classifier(teacher, x_train, y_train, epochs=20, augment=True)
     """
     _checks.check_positive_int("epochs", epochs)
+    if schedule not in SCHEDULES:
+        raise ValueError(
+            f"schedule must be one of {list(SCHEDULES)}, received: schedule={schedule!r}"
+        )
     total = steps(len(x), epochs, batch_size)
     layer = image_augmentation(x.shape[1:]) if augment is True else (augment or None)
     trained = model if layer is None else keras.Sequential([layer, model])
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    trained.compile(cosine_adam(learning_rate, total), loss, metrics=["accuracy"])
+    loss = hard_loss()
+    if schedule == "cosine":
+        optimizer = cosine_adam(learning_rate, total)
+    else:
+        _checks.check_positive("learning_rate", learning_rate)
+        optimizer = keras.optimizers.Adam(learning_rate)
+    trained.compile(optimizer, loss, metrics=["accuracy"])
     history = trained.fit(
         x,
         y,
@@ -184,6 +225,7 @@ def train_classifier(
         batch_size=batch_size,
         validation_data=validation_data,
         verbose=verbose,
+        callbacks=callbacks,
     )
     if trained is not model:
         model.compile(trained.optimizer, loss, metrics=["accuracy"])
@@ -253,9 +295,5 @@ def patient_distiller(
         replay_views=replay_views,
         replay_seed=replay_seed,
     )
-    distiller.compile(
-        cosine_adam(learning_rate, total),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
+    distiller.compile(cosine_adam(learning_rate, total), hard_loss(), metrics=["accuracy"])
     return distiller

@@ -1,4 +1,4 @@
-"""Surviving crashes: bit-exact kill-and-resume, determinism, and the guard against non-finite steps.
+"""Surviving crashes: bit-exact kill-and-resume, determinism, atomic saves.
 
 ``BackupAndRestore`` extends Keras's callback of that name so that a distillation run killed at any
 point (SIGKILL included) and restarted with the same script ends with the same student weights as a
@@ -18,9 +18,11 @@ run that was never interrupted. What Keras's callback does, and where it falls s
 This callback fixes all three: it records the last batch done, and on a restart it advances the
 data iterator past every batch already trained on (array inputs, whose one iterator spans all
 epochs: the batches of the earlier epochs too, so each epoch keeps the order it had), before the
-first step. With ``keras_kd.Distiller`` it also restores the backup before the teacher cache is built,
-so cached teacher outputs always come from the restored teacher, and it backs up after every other
-callback (after tfmot's end-of-epoch re-masking).
+first step. ``resume_from_backup``, the resumption stage of ``keras_kd.Distiller.fit`` (usable
+before any ``fit``), restores the backup before anything reads the model (the Distiller's teacher
+cache then comes from the restored teacher) and makes the backup run after every other callback
+(after tfmot's end-of-epoch re-masking). The guard against non-finite steps is
+``keras_kd.nonfinite``.
 
 Bit-identical resumption needs deterministic ops (``enable_determinism``) and a data order of epoch
 ``e`` that is a function of ``e`` alone: numpy arrays (shuffled by ``fit`` or not), or a
@@ -30,16 +32,18 @@ resumes correctly but with a different order from the restarted epoch on.
 """
 
 import os
-import re
 import time
 
 from absl import logging
 
 from keras_kd._compat import keras, tf
 
-# The rest (prepare_fit, guard_for, minimize_finite, check_finite, nonfinite_error) is the
-# Distiller's wiring, not API.
-__all__ = ["BackupAndRestore", "StateGuard", "enable_determinism", "save_model_atomically"]
+__all__ = [
+    "BackupAndRestore",
+    "enable_determinism",
+    "resume_from_backup",
+    "save_model_atomically",
+]
 
 _SAVE_FREQ_EPOCH = "epoch"
 
@@ -126,7 +130,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
             )
         super().__init__(os.fspath(backup_dir), save_freq, delete_checkpoint)
         # Array inputs run one iterator through all epochs; a tf.data.Dataset gets a new one per
-        # epoch. ``prepare_fit`` sets this from the input; a plain keras.Model.fit leaves it True.
+        # epoch. ``resume_from_backup`` sets this from the input; without it, it stays True.
         self.replays_epochs = True
         self.initial_epoch = 0
         self.skipped_batches = 0
@@ -186,22 +190,34 @@ def _skip_before_first_step(model, count):
     model.train_function = skipping
 
 
-def prepare_fit(model, x, callbacks, initial_epoch=0):
-    """Readies the backup callbacks for ``model.fit(x, ...)``; ``Distiller.fit`` calls it.
+def resume_from_backup(model, x, callbacks, initial_epoch=0):
+    """The resumption stage: readies the backup callbacks for ``model.fit(x, callbacks=...)``.
 
-    Restores the latest backup of any ``keras.callbacks.BackupAndRestore`` now, before the teacher
-    cache is computed from the teacher, tells keras_kd's ``BackupAndRestore`` whether the input
-    replays earlier epochs' batches on a restart, and moves it after every other callback so that
-    it backs up the state they leave at the end of an epoch.
+    Restores the latest backup of any ``keras.callbacks.BackupAndRestore`` in ``callbacks`` into
+    ``model`` now, before anything reads the model (``keras_kd.Distiller.fit`` calls it before its
+    teacher stage, so a restarted run caches the restored teacher's outputs); tells keras_kd's
+    ``BackupAndRestore`` whether ``x`` replays earlier epochs' batches on a restart (arrays) or
+    not (a ``tf.data.Dataset``) and the epoch ``fit`` starts from; and moves the backups after
+    every other callback, so that they save the state those leave at the end of an epoch. With
+    no backup among ``callbacks`` it changes nothing. Use it before a plain ``keras.Model.fit``
+    the same way.
+
+    Paper: Chandy & Lamport (1985), "Distributed Snapshots: Determining Global States of
+    Distributed Systems" (checkpoint and restart).
 
     Args:
         model: The model about to be trained.
-        x: The training input given to ``fit``.
-        callbacks: The list of callbacks given to ``fit``.
+        x: The training input about to be given to ``fit``.
+        callbacks: The list of callbacks about to be given to ``fit``.
         initial_epoch: ``fit``'s ``initial_epoch``.
 
     Returns:
-        The callbacks in the order to run them.
+        The callbacks in the order to give ``fit``.
+
+    Example:
+        >>> backup = BackupAndRestore("runs/backup", save_freq=10)
+        >>> callbacks = resume_from_backup(model, dataset, [backup, logger])  # [logger, backup]
+        >>> model.fit(dataset, epochs=5, callbacks=callbacks)
     """
     backups = [c for c in callbacks if isinstance(c, keras.callbacks.BackupAndRestore)]
     for backup in backups:
@@ -213,111 +229,6 @@ def prepare_fit(model, x, callbacks, initial_epoch=0):
             backup.replays_epochs = not isinstance(x, tf.data.Dataset)
             backup.initial_epoch = initial_epoch
     return [c for c in callbacks if c not in backups] + backups
-
-
-NONFINITE_MARKER = "keras_kd non-finite loss term"
-_NONFINITE_PATTERN = re.compile(NONFINITE_MARKER + r" '([^']+)'")
-
-
-def check_finite(value, name):
-    """Returns ``value``; the step fails with ``name`` in the error if it holds a NaN or Inf."""
-    return tf.debugging.check_numerics(value, f"{NONFINITE_MARKER} '{name}'")
-
-
-def nonfinite_error(error):
-    """Turns the error of a failed ``check_finite`` into a ``FloatingPointError``, else ``None``."""
-    match = _NONFINITE_PATTERN.search(str(getattr(error, "message", error)))
-    if match is None:
-        return None
-    name = match.group(1)
-    subject = repr(name) if name.startswith("gradient of ") else f"loss term {name!r}"
-    return FloatingPointError(
-        f"{subject} became NaN or Inf; training stopped before applying that "
-        "step, so the student keeps its last finite weights. Lower the learning rate, check the "
-        "inputs for NaN, or clip gradients (optimizer clipnorm=...)."
-    )
-
-
-class StateGuard:
-    """Keeps the last finite values of the state that a forward pass changes, to undo a failed step.
-
-    A training step changes more than the weights the optimizer updates: the forward pass itself
-    updates batch-normalization statistics, QAT quantizer ranges, tfmot's pruning step and masks.
-    When a step turns out non-finite, those updates have already run; ``restore`` puts back the
-    values copied after the last finite step. Without a distribution strategy only (under one, the
-    optimizer update is still withheld, but the forward-pass state of the failed step stays).
-
-    Paper: none (the practice of skipping non-finite steps of dynamic loss scaling, Micikevicius et
-    al. 2018, "Mixed Precision Training", extended to the forward-pass state).
-
-    Args:
-        variables: The variables to guard (non-trainable state of the student and loss layers).
-
-    Example:
-        >>> guard = StateGuard(student.non_trainable_variables)
-        >>> guard.restore()  # after a FloatingPointError
-    """
-
-    def __init__(self, variables):
-        self._pairs = [
-            (v, tf.Variable(v.read_value(), trainable=False, name="last_finite", shape=v.shape))
-            for v in variables
-        ]
-
-    def record(self):
-        """Copies the current values in: before ``fit``, and in each step after its update."""
-        for variable, shadow in self._pairs:
-            shadow.assign(variable.read_value())
-
-    def restore(self):
-        """Puts back the values of the last finite step."""
-        for variable, shadow in self._pairs:
-            variable.assign(shadow.read_value())
-
-
-def guard_for(model, variables):
-    """Returns ``model``'s ``StateGuard`` (made once; empty under a distribution strategy)."""
-    guard = model.__dict__.get("_keras_kd_state_guard")
-    if guard is None:
-        distributed = getattr(model, "_distribution_strategy", None) is not None
-        guard = StateGuard([] if distributed else variables)
-        # Set through __dict__ so that Keras does not track the copies as the model's weights.
-        model.__dict__["_keras_kd_state_guard"] = guard
-    guard.record()
-    return guard
-
-
-def minimize_finite(optimizer, total, variables, tape, guard=None):
-    """Applies the gradients of ``total`` only when ``total`` and every gradient are finite.
-
-    ``total`` must depend on the ``check_finite`` of every loss term; the update then waits for
-    those checks and for one on each gradient (a finite loss can still have a NaN gradient, e.g.
-    from NaN inputs behind a ReLU), so that a failing check fails the step before anything is
-    applied. ``guard.record()`` runs after a finite update. A ``LossScaleOptimizer`` keeps its own
-    handling (it skips non-finite steps and lowers the scale, which mixed precision relies on).
-
-    Args:
-        optimizer: The Keras optimizer.
-        total: The scalar loss to minimize.
-        variables: The variables to update.
-        tape: The ``tf.GradientTape`` that recorded ``total``.
-        guard: A ``StateGuard`` to record after the update, or ``None``.
-    """
-    if isinstance(optimizer, keras.mixed_precision.LossScaleOptimizer):
-        optimizer.minimize(total, variables, tape=tape)
-        return
-    gradients = tape.gradient(total, variables)
-    checks = [total]
-    for gradient, variable in zip(gradients, variables):
-        if gradient is None:
-            continue
-        values = gradient.values if isinstance(gradient, tf.IndexedSlices) else gradient
-        # x * 0 is 0 for every finite x and NaN otherwise: one cheap reduction per variable.
-        checks.append(check_finite(tf.reduce_sum(values * 0), f"gradient of {variable.name}"))
-    with tf.control_dependencies(checks):
-        optimizer.apply_gradients([(g, v) for g, v in zip(gradients, variables) if g is not None])
-        if guard is not None:
-            guard.record()
 
 
 def save_model_atomically(model, filepath, **kwargs):

@@ -166,8 +166,11 @@ _CASE_LIST = [
     (
         "Distiller",
         "losses",
-        "single-teacher loss with several teachers",
-        lambda t: _distiller(teacher=[_m("teacher"), _m("t2")], losses=[losses.LogitsKD()]),
+        "feature loss with several teachers",
+        lambda t: _distiller(
+            teacher=[_m("teacher"), _m("t2")],
+            losses=[losses.AttentionTransfer([("teacher_conv", "student_conv")])],
+        ),
     ),
     (
         "Distiller",
@@ -590,13 +593,13 @@ _CASE_LIST = [
         "schemes.born_again",
         "generations",
         "< 1",
-        lambda t: schemes.born_again(_peer, _m("teacher"), 0, _TRAIN),
+        lambda t: schemes.born_again(_m("teacher"), _peer, _TRAIN, generations=0),
     ),
     (
         "schemes.born_again",
         "make_model",
         "not callable",
-        lambda t: schemes.born_again("net", _m("teacher"), 1, _TRAIN),
+        lambda t: schemes.born_again(_m("teacher"), "net", _TRAIN, generations=1),
     ),
     (
         "schemes.teacher_assistant",
@@ -614,7 +617,7 @@ _CASE_LIST = [
         "schemes.fsp_two_stage",
         "flows",
         "not pairs of layer pairs",
-        lambda t: schemes.fsp_two_stage(_m("teacher"), _m("student"), ["a"], _TRAIN),
+        lambda t: schemes.fsp_two_stage(_m("teacher"), _m("student"), _TRAIN, flows=["a"]),
     ),
     (
         "schemes.self_compress",

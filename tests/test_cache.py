@@ -32,7 +32,7 @@ def _examples(n=320):
     return rng.normal(size=(n, 12)).astype(np.float32) * 5, rng.integers(0, 10, n)
 
 
-class _FeatureMSE(kd.losses.DistillationLoss):
+class _FeatureMSE(kd.losses.FeatureLoss):
     """Squared difference of channel-mean feature maps: a minimal feature loss for any widths."""
 
     def call(self, teacher, student):
@@ -267,3 +267,20 @@ def test_jit_compile_gives_the_same_training(digits, teacher, student):
         weights.append(model.get_weights())
     for a, b in zip(*weights):  # XLA fuses DIST's reductions in another order: float32 round-off
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=5e-5)
+
+
+def test_teacher_cache_alone_keeps_each_example_with_its_outputs_through_a_shuffle():
+    """The cache component without a Distiller: annotate, shuffle and batch, split, decode."""
+    teacher = _linear(0)
+    x, _ = _examples(64)
+    store = cache.TeacherCache(lambda v: (teacher(v, training=False), {}), teacher, "float32")
+    annotated = store.annotate(x, batch_size=16)
+    stream = tf.data.Dataset.from_tensor_slices(annotated).shuffle(64, seed=0).batch(16)
+    assert cache.split_batch(x) == (x, None)
+    for batch in stream:
+        inputs, stored = cache.split_batch(batch)
+        logits, features = cache.decode(stored, num_classes=10)
+        np.testing.assert_allclose(logits, teacher(inputs), rtol=1e-5, atol=1e-5)
+        assert features == {}
+    store.annotate(x, batch_size=16)
+    assert store.passes == 1  # the same teacher and data: no second teacher pass

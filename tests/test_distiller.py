@@ -1,5 +1,9 @@
 """Tests of keras_kd.Distiller: what fit trains, what it reports, what it refuses."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -118,7 +122,7 @@ def test_labels_missing_while_alpha_positive_is_an_error(digits, teacher, studen
         _compiled(student, teacher).fit(x[:64], epochs=1, verbose=0)
 
 
-class _NaNAfter(kd.losses.DistillationLoss):
+class _NaNAfter(kd.losses.LogitLoss):
     """A loss that is finite for ``finite_steps`` calls and NaN afterwards."""
 
     def __init__(self, finite_steps, **kwargs):
@@ -362,3 +366,35 @@ def test_alpha_zero_without_a_hard_loss_validates_with_metrics_only(digits, teac
         x[:64], y[:64], validation_data=(x_val[:32], y_val[:32]), epochs=1, verbose=0
     )
     assert "val_accuracy" in history.history and "val_loss" not in history.history
+
+
+_FIT_ALONE = """
+import sys
+import numpy as np
+import keras_kd as kd
+from keras_kd import keras
+
+def linear(name):
+    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)], name=name)
+
+distiller = kd.Distiller(linear("student"), linear("teacher"))
+distiller.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+distiller.fit(np.zeros((8, 4), "float32"), np.zeros(8, int), verbose=0)
+prefixes = ("keras_kd.compress", "tensorflow_model_optimization")
+print(sorted(m for m in sys.modules if m.startswith(prefixes)))
+"""
+
+
+def test_fit_imports_neither_compress_nor_tfmot():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(
+        [sys.executable, "-c", _FIT_ALONE],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"

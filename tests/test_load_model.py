@@ -1,5 +1,7 @@
 """kd.load_model: every saved form, Keras 3 files bridged, and code-running files refused by default."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -117,12 +119,10 @@ def test_paths_of_no_supported_kind_are_refused(tmp_path):
 
 
 def test_examples_load_model_flag_accepts_directories_and_has_an_unsafe_switch(tmp_path):
-    from absl import flags
+    from examples import export as export_example
 
-    from examples import common_flags
-
-    assert common_flags.UNSAFE_DESERIALIZATION.default is False
-    validator = [v for v in flags.FLAGS["model"].validators][0]
+    assert export_example.FLAGS["unsafe_deserialization"].default is False
+    validator = [v for v in export_example.FLAGS["model"].validators][0]
     assert validator.checker(str(tmp_path)) and not validator.checker(str(tmp_path / "no"))
 
 
@@ -142,3 +142,21 @@ def test_an_examples_model_flag_takes_a_keras3_file_and_refuses_a_lambda_one(tmp
     with pytest.raises(ValueError, match="unsafe=True"):
         export_example.run(risky, target="float", output_dir=str(tmp_path / "refused"))
     assert not (tmp_path / "refused").exists()
+
+
+def test_atomic_path_replaces_the_file_only_when_the_block_succeeds(tmp_path):
+    from keras_kd.loading import atomic_path
+
+    path = tmp_path / "data.npz"
+    with atomic_path(path) as temp:
+        assert temp.endswith("data.npz") and os.path.dirname(temp) == str(tmp_path)
+        np.savez(temp, x=np.arange(3))
+    with pytest.raises(RuntimeError), atomic_path(path) as temp:
+        np.savez(temp, x=np.arange(5))
+        raise RuntimeError("crash mid-write")
+    with np.load(path) as saved:
+        np.testing.assert_array_equal(saved["x"], np.arange(3))
+    assert os.listdir(tmp_path) == ["data.npz"]
+    with pytest.raises(ValueError, match="directory of path must exist"):
+        with atomic_path(tmp_path / "missing" / "data.npz"):
+            pass

@@ -105,8 +105,11 @@ def test_config_and_save_round_trip_keep_every_teacher(
     "make_kwargs, message",
     [
         (
-            lambda t, t2, s: {"teacher": [t, t2], "losses": [kd.losses.LogitsKD()]},
-            r"losses \['logits_kd'\] take one teacher",
+            lambda t, t2, s: {
+                "teacher": [t, t2],
+                "losses": [kd.losses.AttentionTransfer(pairs=[("t_block2", "s_block2")])],
+            },
+            r"losses \['attention_transfer'\] take one teacher",
         ),
         (lambda t, t2, s: {"teacher": [t, t]}, "teacher must list each model only once"),
         (lambda t, t2, s: {"teacher": [t, s]}, r"teacher\[1\] and student must be different"),

@@ -1,6 +1,7 @@
 """examples/pipeline.py: every artifact, the chosen candidate, skipping up-to-date stages."""
 
 import copy
+import functools
 import glob
 import json
 import os
@@ -12,8 +13,8 @@ import time
 
 import pytest
 from absl import flags
-from absl.testing import flagsaver
 
+import keras_kd as kd
 from examples import pipeline
 from examples.pipeline_report import report_stage
 from examples.pipeline_stages import StageRunner, save_json
@@ -203,14 +204,13 @@ def test_report_keeps_a_teacher_whose_export_failed_and_never_chooses_a_broken_e
 
 
 def test_qat_ranges_start_at_the_float_models_activation_ranges(digits):
-    from examples import compress_recipes
     from examples.models import make_student
     from keras_kd import compress, keras
 
     (x, _), _ = digits
     keras.utils.set_random_seed(0)
     model = make_student(x.shape[1:], 10, width=4)
-    quantized = compress_recipes.calibrate_ranges(compress.quantize(model), model, x)
+    quantized = compress.calibrate_ranges(compress.quantize(model), model, x)
     logits = model.predict(x[:1024], verbose=0)
     ranges = {w.name.split(":")[0]: float(w.numpy()) for w in quantized.weights if w.shape == ()}
     assert ranges["quant_s_logits/post_activation_min"] == pytest.approx(min(0, logits.min()))
@@ -220,7 +220,7 @@ def test_qat_ranges_start_at_the_float_models_activation_ranges(digits):
 
 
 def _parsed(argv):
-    values = copy.deepcopy(flags.FLAGS)
+    values = copy.deepcopy(pipeline.FLAGS)
     values.unparse_flags()
     values(["pipeline", *argv])
     return values
@@ -233,7 +233,7 @@ def test_checked_in_configs_parse_into_valid_flags(config):
     assert values.pipeline_target == config
     assert values.max_bytes > 0
     for recipe in values.pipeline_compression:
-        pipeline.parse_recipe(recipe)
+        kd.compress.parse_recipe(recipe)
 
 
 @pytest.mark.parametrize(
@@ -261,9 +261,9 @@ def _command_line(settings):
     """
     argv = []
     for name, value in settings.items():
-        own = f"pipeline_{name}"  # other example scripts in this process may own a bare name
-        flag = own if own in flags.FLAGS else name
-        assert flag in flags.FLAGS, f"run() argument {name} has no flag"
+        own = f"pipeline_{name}"
+        flag = own if own in pipeline.FLAGS else name
+        assert flag in pipeline.FLAGS, f"run() argument {name} has no flag"
         if isinstance(value, (list, tuple)):
             value = ",".join(value)
         argv.append(f"--{flag}={value}")
@@ -295,15 +295,15 @@ def test_pipeline_force_flag_is_passed_to_run_as_force(first_run, tmp_path, monk
     asked = {}
     real_run = pipeline.run
 
+    @functools.wraps(real_run)  # main reads run's parameters to pick the flags it passes
     def recording_run(**kwargs):  # main's arguments, then a cheap real run (only the report)
         asked.update(kwargs)
         return real_run(**{**TINY, "max_bytes": 1_000, "output_dir": str(tmp_path / "run")})
 
     monkeypatch.setattr(pipeline, "run", recording_run)
-    monkeypatch.setitem(vars(flags.FLAGS), "__flags_parsed", True)
-    # Other scripts imported into this process set their own defaults of shared flags.
-    with flagsaver.flagsaver(pipeline_force=True, temperature=1.0, alpha=0.1):
-        assert pipeline.main(["pipeline"]) == pipeline.NO_FIT_STATUS
+    monkeypatch.setitem(vars(pipeline.FLAGS), "__flags_parsed", True)
+    monkeypatch.setattr(pipeline.FLAGS["pipeline_force"], "value", True)
+    assert pipeline.main(["pipeline"]) == pipeline.NO_FIT_STATUS
     assert asked["force"] is True
 
 

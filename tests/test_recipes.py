@@ -101,3 +101,29 @@ def test_describe_machine_names_the_cpu():
 
 def test_recipes_reachable_from_the_package():
     assert kd.recipes.patient_distiller is recipes.patient_distiller
+
+
+def test_hard_loss_is_cross_entropy_on_logits():
+    logits, labels = np.array([[2.0, 0.0, -1.0]], "float32"), np.array([0])
+    expected = -np.log(np.exp(2.0) / np.exp([2.0, 0.0, -1.0]).sum())
+    assert float(recipes.hard_loss()(labels, logits)) == pytest.approx(expected, rel=1e-5)
+    assert recipes.hard_loss() is not recipes.hard_loss()  # a fresh loss per call
+
+
+def test_train_classifier_keeps_a_constant_rate_and_runs_callbacks_when_asked():
+    x = np.random.default_rng(0).random((64, 4, 4, 1)).astype("float32")
+    y = np.arange(64) % 3
+    model = _mlp((4, 4, 1), classes=3)
+    seen = []
+    callback = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(epoch))
+    recipes.train_classifier(
+        model, x, y, epochs=2, batch_size=32, schedule="constant", callbacks=[callback]
+    )
+    assert seen == [0, 1]
+    assert float(keras.backend.get_value(model.optimizer.learning_rate)) == pytest.approx(3e-3)
+
+
+@pytest.mark.parametrize("schedule", ["linear", None])
+def test_train_classifier_refuses_an_unknown_schedule(schedule):
+    with pytest.raises(ValueError, match=f"received: schedule={schedule!r}"):
+        recipes.train_classifier(_mlp((4,)), np.zeros((4, 4)), np.zeros(4), 1, schedule=schedule)

@@ -331,3 +331,21 @@ def test_views_are_the_same_in_any_batch_and_differ_by_seed(x):
     assert (partners != np.arange(N)).all()
     other = plan.render(x, views.view_keys(1, rows), x[partners], coefficients).numpy()
     assert not np.allclose(other, whole)
+
+
+def test_replay_cache_alone_gives_each_view_with_the_teachers_outputs_on_it(x):
+    """The replay component without a Distiller: any training loop can consume its stream."""
+    teacher = _teacher(x.shape[1:])
+    store = kd.replay.ReplayCache(
+        lambda v: (teacher(v, training=False), {}),
+        teacher,
+        L.RandomTranslation(0.2, 0.2),
+        views=2,
+        dtype="float32",
+    )
+    stream, steps = store.dataset(x, batch_size=BATCH, epochs=2)
+    batches = [kd.cache.split_batch(batch) for (batch,) in stream]
+    assert steps == N // BATCH and len(batches) == 2 * steps and store.passes == 1
+    for view, stored in batches:
+        logits, _ = kd.cache.decode(stored, num_classes=10)
+        np.testing.assert_allclose(logits, teacher(view, training=False), atol=1e-5)

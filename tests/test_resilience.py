@@ -170,7 +170,27 @@ def test_backup_and_restore_config_round_trip(tmp_path):
     assert again.get_config() == backup.get_config()
 
 
-class _NaNAt(kd.losses.DistillationLoss):
+@pytest.mark.parametrize("source", ["arrays", "dataset"])
+def test_resume_from_backup_alone_restores_at_once_and_orders_backups_last(tmp_path, source):
+    """The resumption stage before a plain keras.Model.fit, without a Distiller."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 4)).astype(np.float32), rng.integers(0, 3, 64)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    first = resilience.BackupAndRestore(str(tmp_path), save_freq=1, delete_checkpoint=False)
+    model.fit(x, y, batch_size=16, verbose=0, callbacks=[first])
+    backed_up = model.get_weights()
+    model.set_weights([np.zeros_like(w) for w in backed_up])
+    logger, backup = keras.callbacks.History(), resilience.BackupAndRestore(str(tmp_path))
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16) if source == "dataset" else x
+    ordered = resilience.resume_from_backup(model, data, [backup, logger], initial_epoch=1)
+    assert ordered == [logger, backup]
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), backed_up))
+    assert backup.replays_epochs == (source == "arrays") and backup.initial_epoch == 1
+    assert resilience.resume_from_backup(model, data, [logger]) == [logger]
+
+
+class _NaNAt(kd.losses.LogitLoss):
     """A loss that returns NaN at the ``bad``-th call (0-based) and is finite otherwise."""
 
     def __init__(self, bad, **kwargs):

@@ -2,8 +2,11 @@
 weights), clustering, slimming.
 
 Every function takes a plain (Sequential or functional) Keras model and returns a new one; nothing
-here knows about distillation. Train the result with ``keras_kd.Distiller`` (its ``fit`` adds the
-callbacks a compressed student needs), then ``strip`` it for export.
+here knows about distillation. A returned model that needs callbacks to train (a pruned one needs
+tfmot's ``UpdatePruningStep``) carries them (``training_callbacks``, ``keras_kd.model_callbacks``):
+its own ``fit`` and ``keras_kd.Distiller.fit`` add them. Train the result with a Distiller or plain
+Keras, then ``strip`` it for export. ``apply_recipe`` chains several methods (``"prune+qat"``),
+fine-tuning after each.
 
 Example:
     >>> from keras_kd import compress
@@ -14,6 +17,7 @@ Example:
     >>> small = compress.strip(distiller.student)
 """
 
+from keras_kd.compress.callbacks import training_callbacks
 from keras_kd.compress.clustering import CENTROID_INITS, cluster, distinct_values
 from keras_kd.compress.lottery import lottery_ticket, prune_iteratively
 from keras_kd.compress.low_bit import (
@@ -24,23 +28,35 @@ from keras_kd.compress.low_bit import (
 from keras_kd.compress.packing import pack_weights, packed_size
 from keras_kd.compress.pruning import prune, sparsity
 from keras_kd.compress.quantization import quantize
+from keras_kd.compress.recipes import (
+    RECIPE_STEPS,
+    apply_recipe,
+    calibrate_ranges,
+    float_params,
+    parse_recipe,
+)
 from keras_kd.compress.slimming import depthwise_separable, low_rank
-from keras_kd.compress.stripping import is_quantized, strip, training_callbacks
+from keras_kd.compress.stripping import is_quantized, strip
 from keras_kd.compress.units import prune_units
 
 __all__ = [
     "CENTROID_INITS",
     "BinaryWeightQuantizer",
     "LowBitQuantizeConfig",
+    "RECIPE_STEPS",
     "TernaryWeightQuantizer",
+    "apply_recipe",
+    "calibrate_ranges",
     "cluster",
     "depthwise_separable",
     "distinct_values",
+    "float_params",
     "is_quantized",
     "lottery_ticket",
     "low_rank",
     "pack_weights",
     "packed_size",
+    "parse_recipe",
     "prune",
     "prune_iteratively",
     "prune_units",

@@ -1,16 +1,17 @@
 """Iterative magnitude pruning with fine-tuning, and lottery tickets (pruning with rewinding).
 
 Both loops take a ``train_fn(model) -> None`` that trains the model it receives in place; the
-caller decides how (a ``keras_kd.Distiller`` fit, a plain ``fit``, ...). The model handed to
-``train_fn`` carries tfmot pruning wrappers holding a fixed mask, so it must be trained with
-``keras_kd.compress.training_callbacks(model)`` (``keras_kd.Distiller.fit`` adds them itself).
+caller decides how (a ``keras_kd.Distiller`` fit, a plain ``model.compile(...); model.fit(...)``,
+...). The model handed to ``train_fn`` carries tfmot pruning wrappers holding a fixed mask, and the
+callbacks they need (``keras_kd.compress.training_callbacks``): its own ``fit`` and
+``keras_kd.Distiller.fit`` add them. A custom training loop must apply them itself.
 """
 
 import numpy as np
 import tensorflow_model_optimization as tfmot  # noqa: E402  (after _compat: tfmot needs tf_keras)
 
 from keras_kd._compat import keras, tf
-from keras_kd.compress import _common, pruning, stripping
+from keras_kd.compress import _common, callbacks, pruning, stripping
 
 _REWIND = ("initial", "random")
 
@@ -61,7 +62,8 @@ def prune_iteratively(model, train_fn, fraction_per_round=0.1, rounds=5, layers=
     Args:
         model: A built Sequential or functional Keras model, usually trained. It is not changed.
         train_fn: ``train_fn(model) -> None``: trains the model in place, e.g. a closure that
-            builds a ``keras_kd.Distiller(student=model, teacher=teacher)`` and fits it.
+            builds a ``keras_kd.Distiller(student=model, teacher=teacher)`` and fits it, or one
+            that calls ``model.compile`` and ``model.fit`` (whose ``fit`` adds tfmot's callbacks).
         fraction_per_round: Fraction of the remaining weights removed per round, in (0, 1).
         rounds: Number of prune + fine-tune rounds, >= 1.
         layers: Names of the layers to prune; ``None`` prunes every layer tfmot can prune.
@@ -230,8 +232,9 @@ def _magnitude_masks(model, names, level):
 
 
 def _apply_masks(model, names, masks, level):
-    """A copy of ``model`` wrapped for pruning, with ``masks`` set and the masked weights zeroed."""
-    wrapped = _wrap(model, names, level)
+    """A copy of ``model`` wrapped for pruning, with ``masks`` set and the masked weights zeroed,
+    marked with the callbacks it needs to train."""
+    wrapped = callbacks.mark(_wrap(model, names, level))
     for layer in wrapped.layers:
         if isinstance(layer, _common.PruneLowMagnitude):
             for (weight, mask_var, _), mask in zip(layer.pruning_vars, masks[layer.layer.name]):

@@ -1,12 +1,10 @@
 """Magnitude pruning on tensorflow-model-optimization, and measuring the sparsity it reaches."""
 
-import warnings
-
 import numpy as np
 import tensorflow_model_optimization as tfmot  # noqa: E402  (after _compat: tfmot needs tf_keras)
 
 from keras_kd._compat import keras
-from keras_kd.compress import _common
+from keras_kd.compress import _common, callbacks
 
 _SCHEDULES = ("polynomial", "constant")
 _KERNEL_NAMES = ("kernel", "depthwise_kernel", "pointwise_kernel")
@@ -35,11 +33,12 @@ def prune(
     instead 2 of every 4 consecutive weights (``sparsity_m_by_n``), the structured sparsity that
     some accelerators run faster.
 
-    Training needs the ``UpdatePruningStep`` callback: ``keras_kd.Distiller.fit`` adds it by itself;
-    with ``keras.Model.fit`` pass ``callbacks=keras_kd.compress.training_callbacks(model)``. Those
-    callbacks also hold a ``ScheduleCheck``, which warns when ``fit`` will end before the schedule
-    reaches ``target_sparsity`` (e.g. ``frequency=100`` and 90 training steps: no pruning at all).
-    Call ``keras_kd.compress.strip`` after training to get a plain model for export.
+    Training needs tfmot's ``UpdatePruningStep`` callback; the returned model carries it
+    (``keras_kd.compress.training_callbacks``), so its own ``fit`` and ``keras_kd.Distiller.fit``
+    add it by themselves. Those callbacks also hold a ``ScheduleCheck``, which warns when ``fit``
+    will end before the schedule reaches ``target_sparsity`` (e.g. ``frequency=100`` and 90
+    training steps: no pruning at all). ``keras_kd.compress.strip`` after training gives a plain
+    model for export.
 
     Paper: Zhu & Gupta (2017), "To prune, or not to prune: exploring the efficacy of pruning for
     model compression"; Han, Pool, Tran & Dally (2015), "Learning both Weights and Connections for
@@ -64,7 +63,8 @@ def prune(
             every layer tfmot can prune.
 
     Returns:
-        A new model with ``PruneLowMagnitude`` wrappers around the pruned layers.
+        A new model with ``PruneLowMagnitude`` wrappers around the pruned layers, marked with the
+        callbacks it needs (``keras_kd.model_callbacks``).
 
     Raises:
         ValueError: If an argument is out of range, ``layers`` names an unknown layer, or a layer
@@ -74,6 +74,8 @@ def prune(
     Example:
         >>> pruned = prune(student, 0.8, end_step=1000, frequency=100)
         >>> distiller = keras_kd.Distiller(student=pruned, teacher=teacher)  # fit adds the callback
+        >>> pruned.compile("adam", loss)
+        >>> pruned.fit(x, y, epochs=2)  # or plain Keras: this fit adds it too
     """
     _common.check_model(model, "prune")
     if m_by_n is not None:
@@ -98,7 +100,7 @@ def prune(
             return tfmot.sparsity.keras.prune_low_magnitude(layer, **params)
         return layer
 
-    return _common.clone_with(model, _wrap)
+    return callbacks.mark(_common.clone_with(model, _wrap))
 
 
 def make_schedule(target_sparsity, schedule, begin_step, end_step, frequency):
@@ -113,7 +115,7 @@ def make_schedule(target_sparsity, schedule, begin_step, end_step, frequency):
         end_step = -1 if end_step is None else end_step
         if end_step != -1:
             _common.check_positive_int("end_step", end_step, minimum=begin_step + 1)
-            first = _first_update(begin_step, frequency)
+            first = callbacks.first_update(begin_step, frequency)
             if first > end_step:
                 raise ValueError(
                     f"end_step must be >= {first}, the first pruning update (begin_step="
@@ -138,115 +140,6 @@ def make_schedule(target_sparsity, schedule, begin_step, end_step, frequency):
     return tfmot.sparsity.keras.PolynomialDecay(
         0.0, target_sparsity, begin_step, end_step, frequency=frequency
     )
-
-
-def _first_update(begin_step, frequency):
-    """The first step >= 1 at which tfmot updates the masks: ``(s - begin_step) % frequency == 0``."""
-    start = max(begin_step, 1)
-    return begin_step + -(-(start - begin_step) // frequency) * frequency
-
-
-def target_step(wrapper):
-    """The training step at which a pruning wrapper's mask first holds its final sparsity.
-
-    Args:
-        wrapper: A tfmot ``PruneLowMagnitude`` layer.
-
-    Returns:
-        The step (steps count from 1, see ``prune``), or ``None`` for a schedule class other than
-        tfmot's ``ConstantSparsity`` and ``PolynomialDecay``.
-    """
-    if wrapper.sparsity_m_by_n is not None:
-        return 1  # tfmot sets m-by-n masks at step 1 only
-    schedule = wrapper.pruning_schedule
-    known = (tfmot.sparsity.keras.ConstantSparsity, tfmot.sparsity.keras.PolynomialDecay)
-    if not isinstance(schedule, known):
-        return None  # e.g. lottery's HoldMask, which never updates the mask
-    config = schedule.get_config()["config"]
-    if isinstance(schedule, tfmot.sparsity.keras.ConstantSparsity):
-        return _first_update(config["begin_step"], config["frequency"])
-    return config["end_step"]
-
-
-def schedule_problems(model, planned_steps):
-    """Describes each pruning schedule of ``model`` that ``planned_steps`` more steps cannot finish.
-
-    A wrapper's schedule is finished when its step counter (kept across ``fit`` calls) has passed
-    ``target_step``; otherwise ``planned_steps`` more training steps must reach it.
-
-    Args:
-        model: A Keras model (or a ``keras_kd.Distiller``) holding ``PruneLowMagnitude`` wrappers.
-        planned_steps: Training steps about to run, an int >= 0.
-
-    Returns:
-        A list of messages, one per distinct schedule that ends too late (empty when all fit).
-
-    Example:
-        >>> pruned = prune(student, 0.5, schedule="constant")  # frequency=100: step 100
-        >>> len(schedule_problems(pruned, 90)), len(schedule_problems(pruned, 100))
-        (1, 0)
-    """
-    late = {}
-    for layer in model.submodules:
-        if not isinstance(layer, _common.PruneLowMagnitude):
-            continue
-        needed = target_step(layer)
-        done = max(int(keras.backend.get_value(layer.pruning_step)), 0)
-        if needed is not None and done < needed and done + planned_steps < needed:
-            config = layer.pruning_schedule.get_config()["config"]
-            key = (type(layer.pruning_schedule).__name__, needed, done, str(config))
-            late.setdefault(key, (config, layer.sparsity_m_by_n, []))[2].append(layer.layer.name)
-    messages = []
-    for (kind, needed, done, _), (config, m_by_n, names) in late.items():
-        runs = f"the {planned_steps} steps this fit runs (to step {done + planned_steps})"
-        where = f"layer(s) {names}"
-        if m_by_n is not None:
-            messages.append(
-                f"m_by_n pruning sets its masks at step 1 only, which {runs} do not include, so "
-                f"{where} stay unpruned, received: m_by_n={m_by_n}"
-            )
-        elif kind == "PolynomialDecay":
-            messages.append(
-                f"end_step must be <= {done + planned_steps}, the last of {runs}, or {where} "
-                f"never reach target_sparsity={config['final_sparsity']}, received: "
-                f"end_step={needed}"
-            )
-        else:
-            arg = "begin_step" if config["begin_step"] > done + planned_steps else "frequency"
-            messages.append(
-                f"{arg} must let the first mask update (step {needed}) fall within {runs}, or "
-                f"{where} stay unpruned at 0 instead of target_sparsity="
-                f"{config['target_sparsity']}, received: {arg}={config[arg]}"
-            )
-    return messages
-
-
-class ScheduleCheck(keras.callbacks.Callback):
-    """Warns when ``fit`` will stop before a pruning schedule reaches its target sparsity.
-
-    At the first epoch of each ``fit`` it computes the steps that ``fit`` will run
-    (``params["steps"]`` per epoch times the epochs left) and warns (``UserWarning``) with each
-    message of ``schedule_problems``, naming the schedule's step and the last step ``fit`` runs.
-    When the steps per epoch are unknown (a dataset of unknown length without
-    ``steps_per_epoch``) it says nothing. ``keras_kd.compress.training_callbacks`` returns one for
-    every pruned model, so ``keras_kd.Distiller.fit`` adds it by itself.
-
-    Example:
-        >>> model.fit(x, y, epochs=2, callbacks=[UpdatePruningStep(), ScheduleCheck()])
-    """
-
-    def on_train_begin(self, logs=None):
-        self._checked = False
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if getattr(self, "_checked", False):
-            return
-        self._checked = True
-        steps, epochs = self.params.get("steps"), self.params.get("epochs")
-        if not steps or not epochs:
-            return
-        for message in schedule_problems(self.model, int(steps) * max(int(epochs) - epoch, 0)):
-            warnings.warn(message, UserWarning, stacklevel=2)
 
 
 def check_prunable(model, names, m_by_n=None):

@@ -1,41 +1,9 @@
-"""What a compressed model needs while it trains (callbacks) and after (removing the wrappers)."""
+"""What a compressed model needs after training: its wrappers removed for export."""
 
 import tensorflow_model_optimization as tfmot  # noqa: E402  (after _compat: tfmot needs tf_keras)
 
 import keras_kd._compat  # noqa: F401  (sets up tf_keras before tfmot)
-from keras_kd.compress import _common, pruning
-
-
-def training_callbacks(model, log_dir=None):
-    """Returns the Keras callbacks that training ``model`` needs because of its tfmot wrappers.
-
-    A model with pruning wrappers (from ``keras_kd.compress.prune``) needs
-    ``tfmot.sparsity.keras.UpdatePruningStep`` to advance the pruning schedule and apply the masks,
-    and gets ``keras_kd.compress.pruning.ScheduleCheck`` (a warning when ``fit`` ends before the
-    schedule reaches its target sparsity); with ``log_dir`` it also gets ``PruningSummaries``
-    (sparsity per layer for TensorBoard).
-    ``keras_kd.Distiller.fit`` calls this on its student and adds what is missing, so only callers
-    of plain ``keras.Model.fit`` need it. ``PruningSummaries`` needs the ``tensorboard`` package.
-
-    Paper: Zhu & Gupta (2017), "To prune, or not to prune: exploring the efficacy of pruning for
-    model compression" (the gradual pruning schedule these callbacks drive).
-
-    Args:
-        model: A Keras model, compressed or not.
-        log_dir: TensorBoard log directory for the pruning summaries, or ``None``.
-
-    Returns:
-        A list of callbacks, empty when the model has no pruning wrapper.
-
-    Example:
-        >>> model.fit(x, y, epochs=2, callbacks=training_callbacks(model))
-    """
-    if not _common.has_wrapper(model, _common.PruneLowMagnitude):
-        return []
-    callbacks = [tfmot.sparsity.keras.UpdatePruningStep(), pruning.ScheduleCheck()]
-    if log_dir is not None:
-        callbacks.append(tfmot.sparsity.keras.PruningSummaries(log_dir=str(log_dir)))
-    return callbacks
+from keras_kd.compress import _common
 
 
 def strip(model):

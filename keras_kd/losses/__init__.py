@@ -1,10 +1,12 @@
-"""Distillation losses: Keras layers with ``call(teacher, student) -> scalar``.
+"""Distillation losses: Keras layers that map teacher and student outputs to a scalar.
 
-See ``keras_kd.losses.base`` for the contract the Distiller relies on, and ``get`` for the names
-that example scripts use.
+Every loss subclasses ``LogitLoss`` (on logits) or ``FeatureLoss`` (on tapped layers); see
+``keras_kd.losses.base`` for the contract the Distiller relies on, and ``get`` for the names that
+example scripts use.
 """
 
-from keras_kd.losses.base import DistillationLoss
+from keras_kd.losses._feature_base import FeatureLoss
+from keras_kd.losses.base import DistillationLoss, LogitLoss
 from keras_kd.losses.dist import DIST
 from keras_kd.losses.feature import (
     FSP,
@@ -107,6 +109,8 @@ __all__ = [
     "RKD",
     "CorrelationCongruence",
     "DistillationLoss",
+    "FeatureLoss",
+    "LogitLoss",
     "LogitsKD",
     "MultiTeacherKD",
     "SimilarityPreserving",

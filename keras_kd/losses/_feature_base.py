@@ -1,62 +1,123 @@
-"""Shared machinery of the feature losses in ``keras_kd.losses.feature``.
+"""``FeatureLoss``, the base class of the losses on tapped features, and the math they share.
 
-Shape checks and weight creation happen once per loss layer: before training when the Distiller
-calls ``prepare`` (graph models), or at the first call (subclassed models with
-``call_with_features``). The prepared shapes are saved as the layer's build config, so a loaded
-loss recreates its adapters before its weights are restored. The tensor ops the losses share live
-here too; ``attention_map`` and ``fsp_matrix`` are public through ``keras_kd.losses.feature``.
+Shape checks and weight creation happen once per loss layer, in ``build``: before training when the
+Distiller builds the losses (graph models), or at the first call (subclassed models with
+``call_with_features``). The built shapes are saved as the layer's build config, so a loaded loss
+recreates its adapters before its weights are restored. The tensor ops the losses share live here
+too; ``attention_map`` and ``fsp_matrix`` are public through ``keras_kd.losses.feature``.
 """
 
 import math
 import numbers
 
 from keras_kd._compat import keras, tf
-from keras_kd.losses.base import DistillationLoss, as_float32
+from keras_kd.losses.base import DistillationLoss, as_float32, validate_pairs
 
 EPSILON = 1e-12  # added inside L2 normalizations, on the sum of squares
+_LOGITS_PAIR = ("teacher logits", "student logits")
 
 
 class FeatureLoss(DistillationLoss):
-    """Base of the feature losses: one shape check and one weight creation, then ``compute``.
+    """Base class of the losses on features: ``pairs``, ``build`` once, then ``call``.
 
-    Subclasses implement ``check_shapes(teacher_shapes, student_shapes)`` (raise ``ValueError``
-    naming layers and shapes, e.g. with ``describe``), optionally ``create_weights`` with the same
-    arguments, and ``compute(teacher, student)`` on lists of float32 tensors. The teacher features
-    pass through ``tf.stop_gradient``: gradients reach the student and the loss's own weights only.
+    ``pairs=[(teacher_layer, student_layer), ...]`` names the layers whose outputs the Distiller
+    taps, one forward pass per model. Calling the layer on ``(teacher_features,
+    student_features)``, one tensor per pair in the order of ``pairs``, casts them to float32,
+    stops the teacher's gradient, runs ``build`` with their shapes, then ``call`` on the two lists.
+    Gradients reach the student and the loss's own weights (adapters) only.
+
+    A subclass implements ``call(teacher_features, student_features)`` and may implement the two
+    steps of ``build``: ``check_shapes(teacher_shapes, student_shapes)`` (raise ``ValueError``
+    naming layers and shapes, e.g. with ``describe``) and ``create_weights`` with the same
+    arguments (e.g. adapters, which must be float32 layers). Both receive lists of
+    ``tf.TensorShape`` with the batch axis.
+
+    A subclass that sets ``logits_without_pairs = True`` (the relational losses) accepts
+    ``pairs=None`` and then compares the two models' logits, as one pair.
+
+    Paper: Romero, Ballas, Kahou, Chassang, Gatta & Bengio (2015), "FitNets: Hints for Thin Deep
+    Nets" (losses on intermediate features).
 
     Args:
         pairs: ``[(teacher_layer_name, student_layer_name), ...]``.
         **kwargs: Passed to ``keras.layers.Layer`` (``name``, ``dtype``).
+
+    Returns:
+        Calling the layer returns what ``call`` returns: a scalar float32 tensor.
+
+    Raises:
+        ValueError: If ``pairs`` is missing, empty or malformed; at ``build``, if the shapes do not
+            suit the loss.
+
+    Example:
+        >>> class MeanFeatureGap(FeatureLoss):
+        ...     def call(self, teacher_features, student_features):
+        ...         gaps = [tf.reduce_mean(t, -1) - tf.reduce_mean(s, -1)
+        ...                 for t, s in zip(teacher_features, student_features)]
+        ...         return tf.add_n([tf.reduce_mean(tf.square(g)) for g in gaps]) / len(gaps)
+        >>> loss = MeanFeatureGap(pairs=[("t_block2", "s_block2")])
+        >>> value = loss([tf.ones((2, 4, 4, 32))], [tf.zeros((2, 4, 4, 16))])
     """
 
+    logits_without_pairs = False
+
     def __init__(self, pairs, **kwargs):
-        if pairs is None:
+        super().__init__(**kwargs)
+        if pairs is None and not self.logits_without_pairs:
             raise ValueError(
                 "pairs must be a list of (teacher_layer_name, student_layer_name) tuples for a "
                 "feature loss, received: pairs=None"
             )
-        super().__init__(pairs=pairs, **kwargs)
+        self.pairs = validate_pairs(pairs)
         self._prepared = None
 
-    def prepare(self, teacher_shapes, student_shapes):
-        """Checks the feature shapes and creates the loss's weights; a no-op when already prepared.
+    def __call__(self, teacher_features, student_features, *args, **kwargs):
+        teacher = [tf.stop_gradient(as_float32(t)) for t in _as_list(teacher_features)]
+        student = [as_float32(s) for s in _as_list(student_features)]
+        self.build([t.shape for t in teacher], [s.shape for s in student])
+        return super().__call__(teacher, student, *args, **kwargs)
+
+    def pick_features(self, logits, features, side):
+        """This loss's inputs among one model's outputs, in the order of ``pairs``.
+
+        Args:
+            logits: The model's logits (used when ``pairs`` is ``None``).
+            features: ``{layer_name: tensor or shape}`` of the model's tapped layers.
+            side: 0 for the teacher, 1 for the student.
+
+        Returns:
+            A list with one entry per pair.
+
+        Example:
+            >>> teacher_features = loss.pick_features(teacher_logits, tapped, side=0)
+        """
+        if self.pairs is None:
+            return [logits]
+        return [features[pair[side]] for pair in self.pairs]
+
+    def build(self, teacher_shapes, student_shapes=None):
+        """Checks the feature shapes and creates the loss's weights; a no-op when already built.
 
         Args:
             teacher_shapes: Static shapes (with the batch axis) of the teacher features, one per
                 pair in the order of ``pairs``.
-            student_shapes: Static shapes of the student features, in the same order.
+            student_shapes: Static shapes of the student features, in the same order. ``None``
+                (Keras's own first-call build, which knows the teacher side only) does nothing:
+                calling the layer builds it with both sides first.
 
         Raises:
             ValueError: If there is not one shape per pair, a shape does not suit the loss, or the
-                loss was already prepared for other shapes.
+                loss was already built for other shapes.
         """
+        if student_shapes is None:
+            return
         t_shapes = [tf.TensorShape(s) for s in teacher_shapes]
         s_shapes = [tf.TensorShape(s) for s in student_shapes]
-        if len(t_shapes) != len(self.pairs) or len(s_shapes) != len(self.pairs):
+        pairs = self.pairs or [_LOGITS_PAIR]
+        if len(t_shapes) != len(pairs) or len(s_shapes) != len(pairs):
             raise ValueError(
-                f"{self.name}: expected one teacher and one student feature per pair of "
-                f"{self.pairs}, received {len(t_shapes)} teacher and {len(s_shapes)} student "
-                "features"
+                f"{self.name}: pairs={self.pairs} names {len(pairs)} pairs but received "
+                f"{len(t_shapes)} teacher and {len(s_shapes)} student features"
             )
         if self._prepared is not None:
             old_t, old_s = self._prepared
@@ -65,7 +126,7 @@ class FeatureLoss(DistillationLoss):
             raise ValueError(
                 f"{self.name} was prepared for teacher shapes {old_t} and student shapes {old_s} "
                 f"but received teacher shapes {t_shapes} and student shapes {s_shapes}; a loss "
-                "layer owns weights for one pair of models, so make a new one for other models"
+                "layer is built for one pair of models, so make a new one for other models"
             )
         for index, (t_shape, s_shape) in enumerate(zip(t_shapes, s_shapes)):
             if t_shape.rank is None or s_shape.rank is None:
@@ -75,25 +136,23 @@ class FeatureLoss(DistillationLoss):
         with tf.init_scope():  # weights made at a first call inside tf.function are made eagerly
             self.create_weights(t_shapes, s_shapes)
         self._prepared = (t_shapes, s_shapes)
+        self.built = True
+
+    def prepare(self, teacher_shapes, student_shapes):
+        """``build``, under its name in earlier keras_kd versions."""
+        self.build(teacher_shapes, student_shapes)
 
     def check_shapes(self, teacher_shapes, student_shapes):
-        raise NotImplementedError
+        """Raises ``ValueError`` if the shapes do not suit the loss; any shapes by default."""
+        del teacher_shapes, student_shapes
 
     def create_weights(self, teacher_shapes, student_shapes):
-        del teacher_shapes, student_shapes  # most feature losses own no weights
-
-    def compute(self, teacher, student):
-        raise NotImplementedError
-
-    def call(self, teacher, student):
-        teacher = [tf.stop_gradient(as_float32(t)) for t in _as_list(teacher)]
-        student = [as_float32(s) for s in _as_list(student)]
-        self.prepare([t.shape for t in teacher], [s.shape for s in student])
-        return self.compute(teacher, student)
+        """Creates the loss's weights (adapters) for these shapes; none by default."""
+        del teacher_shapes, student_shapes
 
     def describe(self, index, teacher_shape, student_shape):
         """Names the layers and shapes of pair ``index`` for error messages."""
-        teacher_layer, student_layer = self.pairs[index]
+        teacher_layer, student_layer = (self.pairs or [_LOGITS_PAIR])[index]
         return (
             f"teacher layer {teacher_layer!r} has shape {teacher_shape} and student layer "
             f"{student_layer!r} has shape {student_shape}"
@@ -107,6 +166,9 @@ class FeatureLoss(DistillationLoss):
                 f"must have the same rank, one of {list(ranks)} ({what})"
             )
 
+    def get_config(self):
+        return {**super().get_config(), "pairs": self.pairs}
+
     def get_build_config(self):
         if self._prepared is None:
             return None
@@ -118,7 +180,7 @@ class FeatureLoss(DistillationLoss):
 
     def build_from_config(self, config):
         if config.get("teacher_shapes") is not None:
-            self.prepare(config["teacher_shapes"], config["student_shapes"])
+            self.build(config["teacher_shapes"], config["student_shapes"])
 
 
 def _as_list(features):

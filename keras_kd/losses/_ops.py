@@ -1,9 +1,12 @@
-"""Shared math of the logit losses: z-scored logits, the softened KL divergence, Pearson correlation.
+"""Shared math of the losses, students and schemes: z-scored logits, the softened KL divergence and
+Hinton's soft-target loss, the log of a mean prediction (ensembles), Pearson correlation.
 
 Every function works in the dtype it is given (the losses cast to float32 first) and reduces over
 the last axis unless told otherwise. Each is written so that its value and gradient stay finite for
 finite inputs, including constant rows and logits of magnitude 1e4.
 """
+
+import math
 
 from keras_kd._compat import tf
 
@@ -72,6 +75,29 @@ def softened_kl(teacher, student, temperature, standardize=False):
     )
 
 
+def soft_target_loss(teacher, student, temperature, standardize=False):
+    """Hinton's soft-target loss: the batch mean of ``softened_kl`` times ``T**2``.
+
+    The ``T**2`` factor keeps the gradient scale independent of the temperature.
+
+    Paper: Hinton, Vinyals & Dean (2015), "Distilling the Knowledge in a Neural Network".
+
+    Args:
+        teacher: Teacher (target) logits, shape ``(batch, classes)``.
+        student: Student logits, same shape.
+        temperature: Softening temperature ``T`` > 0.
+        standardize: As in ``softened_kl``.
+
+    Returns:
+        A scalar tensor.
+
+    Example:
+        >>> value = soft_target_loss(tf.constant([[2.0, 0.0]]), tf.constant([[1.0, 0.5]]), 4.0)
+    """
+    kl = softened_kl(teacher, student, temperature, standardize=standardize)
+    return tf.reduce_mean(kl) * (temperature * temperature)
+
+
 def pearson_correlation(a, b, axis=-1, epsilon=PEARSON_EPSILON):
     """Pearson correlation of ``a`` and ``b`` along ``axis``: ``cov / sqrt(ss_a * ss_b + eps**2)``.
 
@@ -92,3 +118,62 @@ def pearson_correlation(a, b, axis=-1, epsilon=PEARSON_EPSILON):
     covariance = tf.reduce_sum(a * b, axis=axis)
     squares = tf.reduce_sum(tf.square(a), axis=axis) * tf.reduce_sum(tf.square(b), axis=axis)
     return covariance / tf.sqrt(squares + epsilon * epsilon)
+
+
+def log_mean_probabilities(logits, temperature=1.0, weights=None):
+    """``log(sum_i w_i * softmax(logits_i / T))``: the log of several models' mean prediction.
+
+    The mean is taken in log space (a log-sum-exp of log-softmax values), so it stays finite for
+    logits of magnitude 1e4. Its softmax is the mean itself: the result is a valid logits tensor.
+
+    Paper: Hinton, Vinyals & Dean (2015), "Distilling the Knowledge in a Neural Network" (the soft
+    targets of an ensemble).
+
+    Args:
+        logits: A non-empty list of logit tensors of one shape ``(..., classes)``, one per model.
+        temperature: Softening temperature ``T`` > 0 applied to every model's logits.
+        weights: One weight >= 0 per model, normalized to sum to 1; models of weight 0 are left
+            out. ``None`` weighs the models equally.
+
+    Returns:
+        A tensor of the shape of one entry of ``logits``: log-probabilities.
+
+    Example:
+        >>> log_mean_probabilities([tf.constant([[2.0, 0.0]]), tf.constant([[0.0, 2.0]])])
+        <tf.Tensor: ... numpy=array([[-0.6931472, -0.6931472]], dtype=float32)>
+    """
+    logits = list(logits)
+    weights = [1.0] * len(logits) if weights is None else list(weights)
+    total = float(sum(weights))
+    log_terms = [
+        math.log(weight / total) + tf.nn.log_softmax(z / temperature, axis=-1)
+        for z, weight in zip(logits, weights)
+        if weight > 0
+    ]
+    return tf.reduce_logsumexp(tf.stack(log_terms, axis=0), axis=0)
+
+
+def ensemble_logits(logits, temperature=1.0, weights=None):
+    """Logits of several models' averaged softened prediction: one tensor that stands for them all.
+
+    ``softmax(result / T)`` equals the weighted mean of ``softmax(logits_i / T)``, so a loss that
+    softens at ``T`` sees exactly the ensemble's soft targets. One model's logits come back
+    unchanged.
+
+    Paper: Hinton, Vinyals & Dean (2015), "Distilling the Knowledge in a Neural Network".
+
+    Args:
+        logits: A non-empty list of logit tensors of one shape ``(..., classes)``, one per model.
+        temperature: Softening temperature ``T`` > 0 at which the predictions are averaged.
+        weights: As in ``log_mean_probabilities``.
+
+    Returns:
+        A logits tensor of the shape of one entry of ``logits``.
+
+    Example:
+        >>> ensemble = ensemble_logits([teacher_a_logits, teacher_b_logits], temperature=4.0)
+    """
+    logits = list(logits)
+    if len(logits) == 1:
+        return logits[0]
+    return log_mean_probabilities(logits, temperature, weights) * temperature

@@ -2,16 +2,11 @@
 
 from keras_kd._compat import keras, tf
 from keras_kd.losses import _ops
-from keras_kd.losses.base import (
-    DistillationLoss,
-    as_float32,
-    validate_non_negative,
-    validate_positive,
-)
+from keras_kd.losses.base import LogitLoss, validate_non_negative, validate_positive
 
 
 @keras.utils.register_keras_serializable(package="keras_kd")
-class DIST(DistillationLoss):
+class DIST(LogitLoss):
     """Distillation from a stronger teacher: Pearson correlation of softened probabilities.
 
     With ``p_t = softmax(teacher / T)`` and ``p_s = softmax(student / T)``, both of shape
@@ -69,7 +64,7 @@ class DIST(DistillationLoss):
 
     def __init__(self, beta=1.0, gamma=1.0, temperature=1.0, **kwargs):
         kwargs.setdefault("name", "dist")
-        super().__init__(pairs=None, **kwargs)
+        super().__init__(**kwargs)
         self.beta = validate_non_negative("beta", beta)
         self.gamma = validate_non_negative("gamma", gamma)
         if self.beta == 0 and self.gamma == 0:
@@ -78,9 +73,8 @@ class DIST(DistillationLoss):
             )
         self.temperature = validate_positive("temperature", temperature)
 
-    def call(self, teacher, student):
-        teacher = tf.stop_gradient(as_float32(teacher))
-        student = as_float32(student)
+    def call(self, teacher, student, labels=None):
+        del labels  # DIST relates the classes of the soft targets alone
         _check_same_shape(self.name, teacher, student)
         t = self.temperature
         p_teacher = tf.nn.softmax(teacher / t, axis=-1)
@@ -90,9 +84,12 @@ class DIST(DistillationLoss):
         return (t * t) * (self.beta * inter + self.gamma * intra)
 
     def get_config(self):
-        config = super().get_config()
-        config.pop("pairs")
-        return {**config, "beta": self.beta, "gamma": self.gamma, "temperature": self.temperature}
+        return {
+            **super().get_config(),
+            "beta": self.beta,
+            "gamma": self.gamma,
+            "temperature": self.temperature,
+        }
 
 
 def _check_same_shape(name, teacher, student):

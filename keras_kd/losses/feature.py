@@ -1,9 +1,9 @@
 """Distillation losses on intermediate features: FitNet hints, attention transfer, FSP and NST.
 
 Every loss names the tapped layers it compares, ``pairs=[(teacher_layer, student_layer), ...]``
-(``FSP`` takes ``flows`` and derives ``pairs``), and follows the contract of
-``keras_kd.losses.base``: ``loss(teacher_features, student_features)`` with one tensor per pair
-returns a scalar float32 batch mean. Shapes are checked, and adapters created, when the Distiller
+(``FSP`` takes ``flows`` and derives ``pairs``) and subclasses ``FeatureLoss``:
+``loss(teacher_features, student_features)`` with one tensor per pair returns a scalar float32
+batch mean. Shapes are checked, and adapters created, when the Distiller
 is made (graph models) or at the first call (subclassed models); a ``ValueError`` names both layers
 and both shapes. Features are cast to float32, and the teacher side is a constant.
 """
@@ -112,7 +112,7 @@ class FitNetHint(FeatureLoss):
                 adapters.append(None)
         self.adapters = adapters
 
-    def compute(self, teacher, student):
+    def call(self, teacher, student):
         terms = []
         for t, s, adapter in zip(teacher, student, self.adapters):
             if adapter is not None:
@@ -174,7 +174,7 @@ class AttentionTransfer(FeatureLoss):
         for index, (t_shape, s_shape) in enumerate(zip(teacher_shapes, student_shapes)):
             self.check_ranks(index, t_shape, s_shape, (3, 4), "sequences or images")
 
-    def compute(self, teacher, student):
+    def call(self, teacher, student):
         terms = []
         for t, s in zip(teacher, student):
             t_map, s_map = attention_map(t, self.p), attention_map(s, self.p)
@@ -289,7 +289,7 @@ class FSP(FeatureLoss):
                         "student FSP matrices need the same channel counts"
                     )
 
-    def compute(self, teacher, student):
+    def call(self, teacher, student):
         terms = []
         for a in range(0, len(teacher), 2):
             t_matrix = fsp_matrix(teacher[a], teacher[a + 1])
@@ -299,7 +299,7 @@ class FSP(FeatureLoss):
 
     def get_config(self):
         config = super().get_config()
-        config.pop("pairs")
+        del config["pairs"]  # FSP takes flows, from which its pairs follow
         return {**config, "flows": [[list(t), list(s)] for t, s in self.flows]}
 
 
@@ -362,7 +362,7 @@ class NST(FeatureLoss):
         for index, (t_shape, s_shape) in enumerate(zip(teacher_shapes, student_shapes)):
             self.check_ranks(index, t_shape, s_shape, (3, 4), "sequences or images")
 
-    def compute(self, teacher, student):
+    def call(self, teacher, student):
         terms = []
         for t, s in zip(teacher, student):
             if not static_equal(spatial_dims(t.shape), spatial_dims(s.shape)):

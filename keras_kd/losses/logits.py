@@ -1,12 +1,12 @@
 """Distillation losses on the output logits."""
 
-from keras_kd._compat import keras, tf
+from keras_kd._compat import keras
 from keras_kd.losses import _ops
-from keras_kd.losses.base import DistillationLoss, as_float32, validate_bool, validate_positive
+from keras_kd.losses.base import LogitLoss, validate_bool, validate_positive
 
 
 @keras.utils.register_keras_serializable(package="keras_kd")
-class LogitsKD(DistillationLoss):
+class LogitsKD(LogitLoss):
     """Soft-target knowledge distillation on logits.
 
     ``KL(softmax(teacher / T) || softmax(student / T)) * T**2``, averaged over the batch. The ``T**2``
@@ -39,6 +39,8 @@ class LogitsKD(DistillationLoss):
 
     Returns:
         Calling the layer on ``(teacher_logits, student_logits)`` returns a scalar float32 tensor.
+        The teacher gets no gradient. Several teachers arrive as one ensemble
+        (``LogitLoss.ensemble``): their mean softened prediction at ``temperature``.
 
     Raises:
         ValueError: If ``temperature`` is not a number > 0, ``standardize`` is not a bool, or the
@@ -57,24 +59,13 @@ class LogitsKD(DistillationLoss):
         self.temperature = validate_positive("temperature", temperature)
         self.standardize = validate_bool("standardize", standardize)
 
-    def call(self, teacher, student):
-        teacher, student = as_float32(teacher), as_float32(student)
-        _check_same_classes(self.name, teacher, student)
-        t = self.temperature
-        kl = _ops.softened_kl(teacher, student, t, standardize=self.standardize)
-        return tf.reduce_mean(kl) * (t * t)
+    def call(self, teacher, student, labels=None):
+        del labels  # the soft targets alone
+        return _ops.soft_target_loss(teacher, student, self.temperature, self.standardize)
 
     def get_config(self):
-        config = super().get_config()
-        config.pop("pairs")
-        return {**config, "temperature": self.temperature, "standardize": self.standardize}
-
-
-def _check_same_classes(name, teacher, student):
-    t_classes, s_classes = teacher.shape[-1], student.shape[-1]
-    if t_classes is not None and s_classes is not None and t_classes != s_classes:
-        raise ValueError(
-            f"{name}: teacher logits have shape {teacher.shape} but student logits have shape "
-            f"{student.shape}; both must have the same number of classes, received: "
-            f"teacher=<tensor of shape {teacher.shape}>, student=<tensor of shape {student.shape}>"
-        )
+        return {
+            **super().get_config(),
+            "temperature": self.temperature,
+            "standardize": self.standardize,
+        }

@@ -1,19 +1,16 @@
 """Distillation losses on the output logits beyond Hinton KD: decoupled KD and multi-teacher KD."""
 
-import math
 import numbers
 
 from keras_kd._compat import keras, tf
 from keras_kd.losses import _ops
 from keras_kd.losses.base import (
-    DistillationLoss,
-    as_float32,
+    LogitLoss,
     is_finite_non_negative,
     validate_bool,
     validate_non_negative,
     validate_positive,
 )
-from keras_kd.losses.logits import _check_same_classes
 
 # A masked class gets the row's smallest logit minus this margin: exp(-1000) is exactly 0 in
 # float32, so the class has probability 0, while every logit stays finite (no inf - inf = NaN).
@@ -22,7 +19,7 @@ _kl = _ops.kl_divergence
 
 
 @keras.utils.register_keras_serializable(package="keras_kd")
-class DKD(DistillationLoss):
+class DKD(LogitLoss):
     """Decoupled knowledge distillation: the target-class and non-target-class terms weighed apart.
 
     With ``p = softmax(logits / T)`` and ``t`` the label of an example, DKD splits Hinton's KD loss
@@ -86,7 +83,7 @@ class DKD(DistillationLoss):
 
     def __init__(self, alpha=1.0, beta=8.0, temperature=4.0, standardize=False, **kwargs):
         kwargs.setdefault("name", "dkd")
-        super().__init__(pairs=None, **kwargs)
+        super().__init__(**kwargs)
         self.alpha = validate_non_negative("alpha", alpha)
         self.beta = validate_non_negative("beta", beta)
         if self.alpha == 0 and self.beta == 0:
@@ -102,9 +99,6 @@ class DKD(DistillationLoss):
                 f"{self.name}: DKD needs labels= (integer class ids of shape (batch,)); the "
                 "Distiller passes them because DKD.uses_labels is True, received: labels=None"
             )
-        teacher = tf.stop_gradient(as_float32(teacher))
-        student = as_float32(student)
-        _check_same_classes(self.name, teacher, student)
         target = _target_mask(self.name, labels, teacher)
         if self.standardize:
             teacher, student = _ops.zscore(teacher), _ops.zscore(student)
@@ -118,10 +112,8 @@ class DKD(DistillationLoss):
         return tf.reduce_mean(self.alpha * tckd + self.beta * nckd) * (t * t)
 
     def get_config(self):
-        config = super().get_config()
-        config.pop("pairs")
         return {
-            **config,
+            **super().get_config(),
             "alpha": self.alpha,
             "beta": self.beta,
             "temperature": self.temperature,
@@ -130,7 +122,7 @@ class DKD(DistillationLoss):
 
 
 @keras.utils.register_keras_serializable(package="keras_kd")
-class MultiTeacherKD(DistillationLoss):
+class MultiTeacherKD(LogitLoss):
     """Knowledge distillation from several teachers through their averaged soft targets.
 
     The target is the weighted average of the teachers' softened distributions,
@@ -147,8 +139,10 @@ class MultiTeacherKD(DistillationLoss):
     a positive scale and a shift of any model's logits change nothing. See
     ``keras_kd.losses.LogitsKD`` for the temperature semantics.
 
-    ``multi_teacher = True`` tells the Distiller to pass a list of teacher logit tensors, one per
-    teacher, in the order of ``teacher_weights``.
+    ``multi_teacher = True``: ``ensemble`` keeps the teachers apart, so the Distiller passes a list
+    of teacher logit tensors, one per teacher, in the order of ``teacher_weights`` (a list of one
+    for a single teacher). Any other logit loss sees several teachers as one ensemble of equal
+    weights; this one weighs them.
 
     Papers: Hinton, Vinyals & Dean (2015), "Distilling the Knowledge in a Neural Network" (soft
     targets of an ensemble); You, Xu, Xu & Tao (2017), "Learning from Multiple Teacher Networks";
@@ -181,12 +175,13 @@ class MultiTeacherKD(DistillationLoss):
 
     def __init__(self, temperature=4.0, teacher_weights=None, standardize=False, **kwargs):
         kwargs.setdefault("name", "multi_teacher_kd")
-        super().__init__(pairs=None, **kwargs)
+        super().__init__(**kwargs)
         self.temperature = validate_positive("temperature", temperature)
         self.teacher_weights = _validate_teacher_weights(teacher_weights)
         self.standardize = validate_bool("standardize", standardize)
 
-    def call(self, teachers, student):
+    def call(self, teachers, student, labels=None):
+        del labels  # the soft targets alone
         if not isinstance(teachers, (list, tuple)) or not teachers:
             raise ValueError(
                 f"{self.name}: teachers must be a non-empty list of teacher logit tensors, one per "
@@ -198,26 +193,16 @@ class MultiTeacherKD(DistillationLoss):
                 f"{self.name}: teacher_weights has {len(weights)} weights ({weights}) but "
                 f"{len(teachers)} teachers were given; pass one weight per teacher"
             )
-        student = as_float32(student)
         t = self.temperature
         standardize = _ops.zscore if self.standardize else tf.identity
-        total = sum(weights)
-        log_terms = []
-        for logits, weight in zip(teachers, weights):
-            logits = tf.stop_gradient(as_float32(logits))
-            _check_same_classes(self.name, logits, student)
-            if weight > 0:
-                log_probs = tf.nn.log_softmax(standardize(logits) / t, axis=-1)
-                log_terms.append(math.log(weight / total) + log_probs)
-        log_target = tf.reduce_logsumexp(tf.stack(log_terms, axis=0), axis=0)
+        teachers = [standardize(logits) for logits in teachers]
+        log_target = _ops.log_mean_probabilities(teachers, t, weights)
         kl = _kl(log_target, tf.nn.log_softmax(standardize(student) / t, axis=-1))
         return tf.reduce_mean(kl) * (t * t)
 
     def get_config(self):
-        config = super().get_config()
-        config.pop("pairs")
         return {
-            **config,
+            **super().get_config(),
             "temperature": self.temperature,
             "teacher_weights": self.teacher_weights,
             "standardize": self.standardize,

@@ -1,9 +1,10 @@
 """Relational distillation losses: the student copies relations among the examples of a batch.
 
 Each loss compares batch x batch (or batch^3) matrices computed separately on the teacher's and the
-student's outputs, so the two may differ in width. With ``pairs=None`` a loss works on the logits;
-with ``pairs=[(teacher_layer, student_layer), ...]`` on those layers' outputs, each flattened to
-``(batch, -1)``, and the loss is the mean over the pairs. The teacher side gets no gradient. Under a
+student's outputs, so the two may differ in width. They are feature losses (``FeatureLoss``): with
+``pairs=[(teacher_layer, student_layer), ...]`` on those layers' outputs, each flattened to
+``(batch, -1)``, and the loss is the mean over the pairs; with ``pairs=None`` on the two models'
+logits, as one pair (one teacher only). The teacher side gets no gradient. Under a
 ``tf.distribute`` strategy each replica relates the examples of its own share of the batch.
 """
 
@@ -11,36 +12,19 @@ import math
 import numbers
 
 from keras_kd._compat import keras, tf
-from keras_kd.losses.base import (
-    DistillationLoss,
-    as_float32,
-    validate_non_negative,
-    validate_positive,
-)
+from keras_kd.losses._feature_base import FeatureLoss
+from keras_kd.losses.base import validate_non_negative, validate_positive
 
 
-class _RelationalLoss(DistillationLoss):
-    """Shared plumbing: flattening, pairs and batch checks; subclasses define ``_relation``."""
+class _RelationalLoss(FeatureLoss):
+    """Shared plumbing: flattening and batch checks; subclasses define ``_relation``."""
+
+    logits_without_pairs = True
 
     def call(self, teacher, student):
-        if self.pairs is None:
-            pairs = [("teacher logits", "student logits", teacher, student)]
-        else:
-            if not isinstance(teacher, (list, tuple)) or not isinstance(student, (list, tuple)):
-                raise ValueError(
-                    f"{self.name}: with pairs={self.pairs} teacher and student must be lists of "
-                    "feature tensors, one per pair"
-                )
-            if not len(teacher) == len(student) == len(self.pairs):
-                raise ValueError(
-                    f"{self.name}: pairs={self.pairs} names {len(self.pairs)} pairs but received "
-                    f"{len(teacher)} teacher and {len(student)} student features"
-                )
-            pairs = [(t, s, tv, sv) for (t, s), tv, sv in zip(self.pairs, teacher, student)]
+        names = self.pairs or [("teacher logits", "student logits")]
         values = []
-        for t_name, s_name, t_feature, s_feature in pairs:
-            t_feature = tf.stop_gradient(as_float32(t_feature))
-            s_feature = as_float32(s_feature)
+        for (t_name, s_name), t_feature, s_feature in zip(names, teacher, student):
             t_batch, s_batch = t_feature.shape[:1].as_list(), s_feature.shape[:1].as_list()
             if None not in t_batch + s_batch and t_batch != s_batch:
                 raise ValueError(
@@ -103,10 +87,10 @@ class RKD(_RelationalLoss):
         t_diff, s_diff = _differences(teacher), _differences(student)
         loss = tf.constant(0.0)
         if self.distance_weight > 0:
-            distance = _smooth_l1(_normalized_distances(s_diff), _normalized_distances(t_diff))
+            distance = _huber(_normalized_distances(s_diff), _normalized_distances(t_diff))
             loss += self.distance_weight * distance
         if self.angle_weight > 0:
-            loss += self.angle_weight * _smooth_l1(_angles(s_diff), _angles(t_diff))
+            loss += self.angle_weight * _huber(_angles(s_diff), _angles(t_diff))
         return loss
 
     def get_config(self):
@@ -308,9 +292,10 @@ def _angles(diff):
     return tf.matmul(unit, unit, transpose_b=True)
 
 
-def _smooth_l1(a, b):
-    error = tf.abs(a - b)
-    return tf.reduce_mean(tf.where(error < 1.0, 0.5 * tf.square(error), error - 0.5))
+def _huber(a, b):
+    """The mean Huber (smooth L1, delta 1) loss over every entry. ``keras.losses.huber`` averages
+    the last axis, whose length is the same for every row."""
+    return tf.reduce_mean(keras.losses.huber(a, b, delta=1.0))
 
 
 def _similarity(features):

@@ -1,14 +1,9 @@
 """Schemes that distill model after model: born-again networks, teacher assistants, refinery."""
 
-import math
-import typing
-
 from absl import logging
 
-from keras_kd._checks import check_alpha
 from keras_kd._compat import keras, tf
-from keras_kd.losses.base import validate_positive
-from keras_kd.losses.logits import LogitsKD
+from keras_kd.losses import _ops
 from keras_kd.schemes import _training
 
 
@@ -35,86 +30,56 @@ class AverageProbabilities(keras.layers.Layer):
         super().__init__(**kwargs)
 
     def call(self, inputs):
-        log_probs = tf.stack([tf.nn.log_softmax(tf.cast(z, tf.float32), axis=-1) for z in inputs])
-        return tf.reduce_logsumexp(log_probs, axis=0) - math.log(len(inputs))
+        return _ops.log_mean_probabilities([tf.cast(z, tf.float32) for z in inputs])
 
     def get_config(self):
         return super().get_config()
 
 
-class BornAgainResult(typing.NamedTuple):
-    """What ``born_again`` returns.
-
-    Attributes:
-        generations: The trained generations, first (taught by the teacher) to last.
-        ensemble: One functional ``keras.Model`` averaging the generations' probabilities (see
-            ``AverageProbabilities``); it outputs logits, evaluates and saves like any model.
-        histories: One ``fit`` history dict per generation.
-    """
-
-    generations: list
-    ensemble: keras.Model
-    histories: list
-
-
-def born_again(
-    make_model,
-    teacher,
-    generations,
-    train,
-    *,
-    alpha=0.0,
-    temperature=4.0,
-    epochs=10,
-    optimizer="adam",
-    loss=None,
-    batch_size=64,
-    validation_data=None,
-    callbacks=None,
-    verbose=0,
-):
+def born_again(teacher, make_model, train, validation_data=None, *, generations=2, **options):
     """Born-again networks: each generation, a fresh ``make_model()``, learns from the previous.
 
     Generation 1 learns from ``teacher``; generation ``k`` from generation ``k - 1``, each with a
-    ``keras_kd.Distiller`` and ``keras_kd.losses.LogitsKD``. With the default ``alpha=0`` a
-    generation learns from its predecessor's outputs alone, the born-again objective; ``alpha > 0``
-    adds the labels. All generations are made (and checked) before any trains.
+    ``keras_kd.Distiller`` and its measured default losses and ``alpha`` (or the ``losses`` and
+    ``alpha`` given; the paper's objective, the predecessor's outputs alone, is
+    ``losses=[keras_kd.losses.LogitsKD(1.0)], alpha=0``). All generations are made (and checked)
+    before any trains. The result's ``ensemble`` averages the generations' probabilities.
 
     Paper: Furlanello, Lipton, Tschannen, Itti & Anandkumar (2018), "Born Again Neural Networks".
 
     Args:
-        make_model: A callable returning a new, built Keras model (logits out) on each call.
         teacher: The trained model that teaches generation 1 (usually of the same architecture).
-        generations: Number of generations to train, an integer >= 1.
+        make_model: A callable returning a new, built Keras model (logits out) on each call.
         train: A ``tf.data.Dataset`` of ``(x, y)`` batches or an ``(x, y)`` tuple of arrays.
-        alpha: Weight of the hard-label loss in [0, 1].
-        temperature: Temperature > 0 of ``LogitsKD``.
-        epochs, optimizer, loss, batch_size, validation_data, callbacks, verbose: The common
-            training arguments (see ``keras_kd.schemes``), for each generation.
+        validation_data: ``None`` or data in the same forms, evaluated after each epoch.
+        generations: Number of generations to train, an integer >= 1.
+        **options: The training options every scheme shares (``keras_kd.schemes``), for each
+            generation: ``epochs``, ``batch_size``, ``optimizer``, ``loss``, ``losses``,
+            ``alpha``, ``callbacks``, ``verbose``.
 
     Returns:
-        A ``BornAgainResult`` ``(generations, ensemble, histories)``. The ensemble averages the
-        generations' softmax probabilities and outputs their logarithm (``AverageProbabilities``).
+        A ``SchemeResult``: ``models`` are the generations, first to last (the student);
+        ``extras["ensemble"]`` is one functional ``keras.Model`` averaging their softmax
+        probabilities and outputting their logarithm (``AverageProbabilities``): it evaluates,
+        saves and can teach like any model.
 
     Raises:
         ValueError: If ``generations`` < 1, ``make_model`` is not callable or returns anything but a
             new Keras model, output shapes differ (models and shapes named), or another argument is
             malformed; always before training.
+        TypeError: If ``teacher`` is not a Keras model, or an option is unknown.
 
     Example:
-        >>> result = born_again(lambda: make_student((8, 8, 1), 10), teacher, 2, (x_train, y_train))
-        >>> result.ensemble.compile(
+        >>> result = born_again(teacher, lambda: make_student((8, 8, 1), 10), (x_train, y_train),
+        ...     generations=2, epochs=3)
+        >>> result.extras["ensemble"].compile(
         ...     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         ...     metrics=["accuracy"])
-        >>> result.ensemble.evaluate(x_test, y_test)
+        >>> result.extras["ensemble"].evaluate(x_test, y_test)
     """
-    run = _training.settings(
-        train, epochs, optimizer, loss, batch_size, validation_data, callbacks, verbose
-    )
+    _training.check_models("teacher", [("teacher", teacher)])  # first: names a swapped order
+    run = _training.settings("born_again", train, validation_data, **options)
     _training.check_count("generations", generations)
-    _training.check_make_model(make_model)
-    alpha = check_alpha(alpha)
-    temperature = validate_positive("temperature", temperature)
     models = [_training.make(make_model, f"generation {k + 1}") for k in range(generations)]
     labeled = [(f"generation {k + 1}", m) for k, m in enumerate(models)]
     _training.check_models("generation", [("teacher", teacher), *labeled])
@@ -122,9 +87,9 @@ def born_again(
     previous = teacher
     for k, model in enumerate(models):
         logging.info("keras_kd: born-again generation %d of %d", k + 1, generations)
-        histories.append(_training.distill(run, previous, model, [LogitsKD(temperature)], alpha))
+        histories.append(run.distill(previous, model))
         previous = model
-    return BornAgainResult(models, ensemble(models), histories)
+    return _training.SchemeResult(models, histories, {"ensemble": ensemble(models)})
 
 
 def ensemble(models, name="ensemble"):
@@ -160,41 +125,13 @@ def ensemble(models, name="ensemble"):
     return keras.Model(inputs, AverageProbabilities(name=f"{name}_average")(outputs), name=name)
 
 
-class ChainResult(typing.NamedTuple):
-    """What ``teacher_assistant`` returns.
-
-    Attributes:
-        student: The trained student.
-        assistants: The trained assistants, in chain order.
-        histories: One ``fit`` history dict per link: the assistants' then the student's.
-    """
-
-    student: keras.Model
-    assistants: list
-    histories: list
-
-
-def teacher_assistant(
-    teacher,
-    assistants,
-    student,
-    train,
-    *,
-    alpha=0.1,
-    temperature=4.0,
-    epochs=10,
-    optimizer="adam",
-    loss=None,
-    batch_size=64,
-    validation_data=None,
-    callbacks=None,
-    verbose=0,
-):
+def teacher_assistant(teacher, assistants, student, train, validation_data=None, **options):
     """Teacher-assistant KD: distills teacher -> assistants[0] -> ... -> student, in that order.
 
-    Each link is a ``keras_kd.Distiller`` with ``keras_kd.losses.LogitsKD`` whose teacher is the
-    model trained by the previous link. Intermediate-size assistants bridge a capacity gap that
-    plain KD from a much larger teacher handles poorly.
+    Each link is a ``keras_kd.Distiller`` (its measured default losses and ``alpha``, or the
+    ``losses`` and ``alpha`` given) whose teacher is the model trained by the previous link.
+    Intermediate-size assistants bridge a capacity gap that plain KD from a much larger teacher
+    handles poorly.
 
     Paper: Mirzadeh, Farajtabar, Li, Levine, Matsukawa & Ghasemzadeh (2020), "Improved Knowledge
     Distillation via Teacher Assistant".
@@ -204,24 +141,25 @@ def teacher_assistant(
         assistants: One or more models, largest first; each is trained in place.
         student: The final model, trained in place.
         train: A ``tf.data.Dataset`` of ``(x, y)`` batches or an ``(x, y)`` tuple of arrays.
-        alpha: Weight of the hard-label loss in [0, 1] (0.1 as in Hinton et al.).
-        temperature: Temperature > 0 of ``LogitsKD``.
-        epochs, optimizer, loss, batch_size, validation_data, callbacks, verbose: The common
-            training arguments (see ``keras_kd.schemes``), for each link.
+        validation_data: ``None`` or data in the same forms, evaluated after each epoch.
+        **options: The training options every scheme shares (``keras_kd.schemes``), for each
+            link: ``epochs``, ``batch_size``, ``optimizer``, ``loss``, ``losses``, ``alpha``,
+            ``callbacks``, ``verbose``.
 
     Returns:
-        A ``ChainResult`` ``(student, assistants, histories)``.
+        A ``SchemeResult``: ``models`` are the assistants then the student, in chain order, with
+        one history each.
 
     Raises:
         ValueError: If ``assistants`` is empty, a model repeats or is unbuilt, output shapes differ
             (models and shapes named), or another argument is malformed; always before training.
+        TypeError: If a model is not a Keras model, or an option is unknown.
 
     Example:
         >>> result = teacher_assistant(teacher, [assistant], student, (x_train, y_train), epochs=5)
+        >>> result.student is student
     """
-    run = _training.settings(
-        train, epochs, optimizer, loss, batch_size, validation_data, callbacks, verbose
-    )
+    run = _training.settings("teacher_assistant", train, validation_data, **options)
     if isinstance(assistants, keras.Model):
         assistants = [assistants]
     assistants = list(assistants or [])
@@ -230,59 +168,24 @@ def teacher_assistant(
             "assistants must hold at least one model between teacher and student (for plain KD use "
             "keras_kd.Distiller), received: assistants=[]"
         )
-    alpha = check_alpha(alpha)
-    temperature = validate_positive("temperature", temperature)
     chain = [("teacher", teacher)] + [(f"assistants[{i}]", a) for i, a in enumerate(assistants)]
     _training.check_models("chain", chain + [("student", student)])
     histories = []
     for (_, previous), (label, model) in zip(chain, chain[1:] + [("student", student)]):
         logging.info("keras_kd: teacher-assistant link to %s", label)
-        histories.append(_training.distill(run, previous, model, [LogitsKD(temperature)], alpha))
-    return ChainResult(student, assistants, histories)
+        histories.append(run.distill(previous, model))
+    return _training.SchemeResult([*assistants, student], histories)
 
 
-class RefineryResult(typing.NamedTuple):
-    """What ``label_refinery`` returns.
-
-    Attributes:
-        models: Every trained round's model; ``models[0]`` learned from the labels.
-        val_accuracies: Validation accuracy of each round's model.
-        best_model: The model with the highest validation accuracy (the earliest on ties).
-        best_round: Its index in ``models``.
-        histories: One ``fit`` history dict per round.
-    """
-
-    models: list
-    val_accuracies: list
-    best_model: keras.Model
-    best_round: int
-    histories: list
-
-
-def label_refinery(
-    make_model,
-    train,
-    val,
-    max_rounds=3,
-    *,
-    alpha=0.0,
-    temperature=1.0,
-    patience=1,
-    epochs=10,
-    optimizer="adam",
-    loss=None,
-    batch_size=64,
-    validation_data=None,
-    callbacks=None,
-    verbose=0,
-):
+def label_refinery(make_model, train, validation_data=None, *, max_rounds=3, patience=1, **options):
     """Label refinery: each round trains a fresh model on the previous round's soft labels.
 
     Round 0 trains ``make_model()`` on the labels. Round ``r >= 1`` trains a fresh ``make_model()``
-    with a ``keras_kd.Distiller`` whose teacher is round ``r - 1``'s model (``LogitsKD`` at
-    ``temperature``; ``alpha=0`` trains on the refined labels alone, as the paper does). After each
-    round the model's accuracy on ``val`` is measured; refinement stops when it has not improved on
-    the best so far for ``patience`` consecutive rounds, or after ``max_rounds`` refinement rounds.
+    with a ``keras_kd.Distiller`` whose teacher is round ``r - 1``'s model (its measured default
+    losses and ``alpha``, or the ``losses`` and ``alpha`` given; the paper's refined labels alone
+    are ``losses=[keras_kd.losses.LogitsKD(1.0)], alpha=0``). After each round the model's
+    accuracy on ``validation_data`` is measured; refinement stops when it has not improved on the
+    best so far for ``patience`` consecutive rounds, or after ``max_rounds`` refinement rounds.
 
     Paper: Bagherinezhad, Horton, Rastegari & Farhadi (2018), "Label Refinery: Improving ImageNet
     Classification through Label Progression".
@@ -290,41 +193,45 @@ def label_refinery(
     Args:
         make_model: A callable returning a new, built Keras model (logits out) on each call.
         train: A ``tf.data.Dataset`` of ``(x, y)`` batches or an ``(x, y)`` tuple of arrays.
-        val: Data that decides when to stop, in the same forms as ``train``.
+        validation_data: Data in the same forms that decides when to stop (required); also
+            evaluated after each epoch.
         max_rounds: Most refinement rounds after round 0, an integer >= 1.
-        alpha: Weight of the hard labels in [0, 1] in the refinement rounds.
-        temperature: Temperature > 0 of the refined labels (1: the plain softmax, as in the paper).
         patience: Rounds without improvement before stopping, an integer >= 1.
-        epochs, optimizer, loss, batch_size, validation_data, callbacks, verbose: The common
-            training arguments (see ``keras_kd.schemes``), for each round.
+        **options: The training options every scheme shares (``keras_kd.schemes``), for each
+            round: ``epochs``, ``batch_size``, ``optimizer``, ``loss``, ``losses``, ``alpha``,
+            ``callbacks``, ``verbose``.
 
     Returns:
-        A ``RefineryResult`` ``(models, val_accuracies, best_model, best_round, histories)``.
+        A ``SchemeResult``: ``models`` are the rounds trained (``models[0]`` learned from the
+        labels), one history each; the student is the round with the highest validation accuracy
+        (the earliest on ties), ``extras["best_round"]``; ``extras["val_accuracies"]`` holds each
+        round's validation accuracy.
 
     Raises:
-        ValueError: If ``make_model`` is not callable or returns anything but a new Keras model,
-            ``max_rounds`` or ``patience`` < 1, output shapes differ, or another argument is
-            malformed; before any training (a later round's model is checked before it trains).
+        ValueError: If ``validation_data`` is missing, ``make_model`` is not callable or returns
+            anything but a new Keras model, ``max_rounds`` or ``patience`` < 1, output shapes
+            differ, or another argument is malformed; before any training (a later round's model
+            is checked before it trains).
+        TypeError: If an option is unknown.
 
     Example:
         >>> result = label_refinery(lambda: make_student((8, 8, 1), 10), (x_train, y_train),
         ...     (x_val, y_val), max_rounds=3)
-        >>> result.val_accuracies, result.best_round
+        >>> result.extras["val_accuracies"], result.student
     """
-    run = _training.settings(
-        train, epochs, optimizer, loss, batch_size, validation_data, callbacks, verbose
-    )
-    _training.check_data("val", val)
+    run = _training.settings("label_refinery", train, validation_data, **options)
+    if validation_data is None:
+        raise ValueError(
+            "validation_data is required: it decides when refinement stops, received: "
+            "validation_data=None"
+        )
     _training.check_count("max_rounds", max_rounds)
     _training.check_count("patience", patience)
-    _training.check_make_model(make_model)
-    alpha = check_alpha(alpha)
-    temperature = validate_positive("temperature", temperature)
     models = [_training.make(make_model, "round 0"), _training.make(make_model, "round 1")]
     _training.check_models("round", [("round 0 model", models[0]), ("round 1 model", models[1])])
 
     histories = [run.fit(run.compile(models[0]))]
-    accuracies = [_training.accuracy(models[0], val, batch_size)]
+    accuracies = [_training.accuracy(models[0], validation_data, run.batch_size)]
     logging.info("keras_kd: label refinery round 0 val accuracy %.4f", accuracies[0])
     stale = 0
     for r in range(1, max_rounds + 1):
@@ -333,13 +240,13 @@ def label_refinery(
             _training.check_models(
                 "round", [("round 0 model", models[0]), (f"round {r} model", models[r])]
             )
-        losses = [LogitsKD(temperature, name="refined_labels")]
-        histories.append(_training.distill(run, models[r - 1], models[r], losses, alpha))
-        accuracies.append(_training.accuracy(models[r], val, batch_size))
+        histories.append(run.distill(models[r - 1], models[r]))
+        accuracies.append(_training.accuracy(models[r], validation_data, run.batch_size))
         logging.info("keras_kd: label refinery round %d val accuracy %.4f", r, accuracies[r])
         stale = stale + 1 if accuracies[r] <= max(accuracies[:r]) else 0
         if stale >= patience:
             break
     models = models[: len(accuracies)]
     best = max(range(len(accuracies)), key=lambda i: (accuracies[i], -i))
-    return RefineryResult(models, accuracies, models[best], best, histories)
+    extras = {"val_accuracies": accuracies, "best_round": best}
+    return _training.SchemeResult(models, histories, extras, student_index=best)

@@ -1,14 +1,15 @@
 """Deep mutual learning: a cohort of students that teach each other while they train together."""
 
-import typing
-
 from keras_kd._checks import check_alpha, check_from_logits
 from keras_kd._compat import keras, tf
-from keras_kd.losses.base import validate_positive
+from keras_kd.losses.base import LogitLoss, validate_positive
 from keras_kd.losses.logits import LogitsKD
 from keras_kd.schemes import _training
 
 PEER_TARGETS = ("each", "mean")
+# Measured defaults of the peer term: README "Results", "Training schemes".
+DEFAULT_ALPHA = 0.5
+DEFAULT_TEMPERATURE = 1.0
 
 
 @keras.utils.register_keras_serializable(package="keras_kd")
@@ -22,14 +23,18 @@ class MutualLearner(keras.Model):
     where ``mimicry_k`` is, with ``peer_target="each"`` (the paper's cohort loss), the mean over the
     other models ``l`` of ``KL(p_l || p_k)``, or with ``peer_target="mean"`` (the paper's ensemble
     variant) ``KL(mean_l p_l || p_k)``; ``p`` are softmax outputs at ``temperature`` and each KL is
-    multiplied by ``temperature**2`` (as ``keras_kd.losses.LogitsKD``). The peers' predictions are
+    multiplied by ``temperature**2`` (the ``mimicry`` loss, by default
+    ``keras_kd.losses.LogitsKD(temperature)``; another logit loss may replace it, and then compares
+    the model with each peer, or with the peers' ensemble, ``mimicry.ensemble(peers)``). The peers' predictions are
     targets: no gradient flows through them, so the gradient of the summed loss with respect to
     model ``k``'s weights is the gradient of ``loss_k``. All models update at once from the same
     step's predictions, with one optimizer over all their variables (Adam and the like keep
     per-variable state, so this equals one optimizer per model). The paper's Algorithm 1
     recomputes each model's predictions between the updates; the simultaneous update is the common
-    implementation and runs each model once per step. With the default ``alpha=0.5`` and
-    ``temperature=1`` the loss is the paper's ``CE + KL`` halved.
+    implementation and runs each model once per step. With the defaults, ``alpha=0.5`` and
+    ``temperature=1`` (``DEFAULT_ALPHA``, ``DEFAULT_TEMPERATURE``; measured in README "Results",
+    "Training schemes": T=4 did no better, alpha 0.1 and 0.9 worse at 10 epochs), the loss is the
+    paper's ``CE + KL`` halved.
 
     ``fit`` and ``evaluate`` report ``loss`` (the sum over models) and, per model ``i``,
     ``model{i}_loss``, ``model{i}_hard_loss``, ``model{i}_mimicry`` and ``model{i}_accuracy``
@@ -41,14 +46,19 @@ class MutualLearner(keras.Model):
     Args:
         models: Two or more built Keras models that output logits over the same classes.
         alpha: Weight of the hard-label loss, in [0, 1]; the mimicry loss gets ``1 - alpha``.
-        temperature: Softening temperature > 0 of the predictions compared (1 in the paper).
+            ``None``: ``DEFAULT_ALPHA`` (0.5).
+        temperature: Softening temperature > 0 of the predictions compared; ``None``:
+            ``DEFAULT_TEMPERATURE`` (1, as in the paper). Not with ``mimicry``, which has its own.
         peer_target: ``"each"`` (mean of the KL terms to each peer) or ``"mean"`` (KL to the mean of
             the peers' probabilities). Equal for a cohort of two.
+        mimicry: ``None`` (``LogitsKD(temperature)``), or a ``keras_kd.losses.LogitLoss`` on one
+            teacher's logits, without labels, used as the peer term.
         **kwargs: Passed to ``keras.Model`` (``name``).
 
     Raises:
         ValueError: If there are fewer than two models, a model is unbuilt or repeated, output
-            shapes differ (models and shapes named), or an argument is out of range.
+            shapes differ (models and shapes named), an argument is out of range, ``mimicry`` is
+            not a logit loss on one teacher, or both ``temperature`` and ``mimicry`` are given.
         TypeError: If a model is not a ``keras.Model``.
 
     Example:
@@ -58,19 +68,33 @@ class MutualLearner(keras.Model):
         >>> history = learner.fit(x_train, y_train, epochs=5)
     """
 
-    def __init__(self, models, alpha=0.5, temperature=1.0, peer_target="each", **kwargs):
+    def __init__(
+        self, models, alpha=None, temperature=None, peer_target="each", mimicry=None, **kwargs
+    ):
         kwargs.setdefault("name", "mutual_learner")
         super().__init__(**kwargs)
         models = check_cohort(models)
         self.cohort = models
-        self.alpha = check_alpha(alpha)
-        self.temperature = validate_positive("temperature", temperature)
+        self.alpha = check_alpha(DEFAULT_ALPHA if alpha is None else alpha)
         if peer_target not in PEER_TARGETS:
             raise ValueError(
                 f"peer_target must be one of {PEER_TARGETS}, received: peer_target={peer_target!r}"
             )
         self.peer_target = peer_target
-        self._kl = LogitsKD(self.temperature, name="mimicry")
+        self._custom_mimicry = mimicry is not None
+        if mimicry is None:
+            temperature = DEFAULT_TEMPERATURE if temperature is None else temperature
+            self.temperature = validate_positive("temperature", temperature)
+            mimicry = LogitsKD(self.temperature, name="mimicry")
+        elif temperature is not None:
+            raise ValueError(
+                "temperature belongs to the mimicry loss when one is given; pass one or the other, "
+                f"received: temperature={temperature!r}, mimicry={getattr(mimicry, 'name', mimicry)!r}"
+            )
+        else:
+            _check_logit_loss(mimicry)
+            self.temperature = float(mimicry.temperature)
+        self.mimicry = mimicry
         self._hard_loss_fn = None
         self._trackers = {"loss": keras.metrics.Mean(name="loss")}
         for i in range(len(models)):
@@ -134,9 +158,9 @@ class MutualLearner(keras.Model):
             own = tf.cast(own, tf.float32)
             peers = [t for i, t in enumerate(targets) if i != k]
             if self.peer_target == "each":
-                mimicry = tf.add_n([self._kl(peer, own) for peer in peers]) / len(peers)
+                mimicry = tf.add_n([self.mimicry(peer, own) for peer in peers]) / len(peers)
             else:
-                mimicry = self._kl(_log_mean_probabilities(peers, self.temperature), own)
+                mimicry = self.mimicry(self.mimicry.ensemble(peers), own)
             result.append((self._hard_loss(y, own, sample_weight), mimicry))
         return result
 
@@ -199,8 +223,11 @@ class MutualLearner(keras.Model):
             "name": self.name,
             "models": [keras.saving.serialize_keras_object(m) for m in self.cohort],
             "alpha": self.alpha,
-            "temperature": self.temperature,
+            "temperature": None if self._custom_mimicry else self.temperature,
             "peer_target": self.peer_target,
+            "mimicry": (
+                keras.saving.serialize_keras_object(self.mimicry) if self._custom_mimicry else None
+            ),
         }
 
     @classmethod
@@ -210,72 +237,82 @@ class MutualLearner(keras.Model):
             keras.saving.deserialize_keras_object(m, custom_objects=custom_objects)
             for m in config["models"]
         ]
+        if config.get("mimicry") is not None:
+            config["mimicry"] = keras.saving.deserialize_keras_object(
+                config["mimicry"], custom_objects=custom_objects
+            )
         return cls(**config)
 
 
-class MutualResult(typing.NamedTuple):
-    """What ``mutual_learning`` returns.
-
-    Attributes:
-        models: The trained cohort, in the order given.
-        learner: The ``MutualLearner`` that trained them (evaluate it for every model at once).
-        history: ``fit``'s ``History.history``: per-epoch ``loss`` and ``model{i}_loss``,
-            ``model{i}_hard_loss``, ``model{i}_mimicry``, ``model{i}_accuracy`` (``val_`` too).
-    """
-
-    models: list
-    learner: MutualLearner
-    history: dict
-
-
-def mutual_learning(
-    models,
-    train,
-    *,
-    alpha=0.5,
-    temperature=1.0,
-    peer_target="each",
-    epochs=10,
-    optimizer="adam",
-    loss=None,
-    batch_size=64,
-    validation_data=None,
-    callbacks=None,
-    verbose=0,
-):
+def mutual_learning(models, train, validation_data=None, *, peer_target="each", **options):
     """Deep mutual learning: trains a cohort of two or more models together in one training loop.
 
-    See ``MutualLearner`` for the loss. Each model's weights are updated in place.
+    See ``MutualLearner`` for the loss. Each model's weights are updated in place. The peer term is
+    the paper's own method, not a Distiller's: ``losses=None`` and ``alpha=None`` mean its measured
+    defaults, ``LogitsKD(temperature=DEFAULT_TEMPERATURE)`` and ``alpha=DEFAULT_ALPHA``
+    (``keras_kd.schemes.mutual``); ``losses`` may hold one other logit loss for the peer term.
 
     Paper: Zhang, Xiang, Hospedales & Lu (2018), "Deep Mutual Learning".
 
     Args:
         models: Two or more built Keras models that output logits over the same classes.
         train: A ``tf.data.Dataset`` of ``(x, y)`` batches or an ``(x, y)`` tuple of arrays.
-        alpha: Weight of the hard-label loss in [0, 1]; the mimicry loss gets ``1 - alpha``.
-        temperature: Softening temperature > 0 (1, plain softmax, in the paper).
+        validation_data: ``None`` or data in the same forms, evaluated after each epoch.
         peer_target: ``"each"`` or ``"mean"`` (see ``MutualLearner``).
-        epochs, optimizer, loss, batch_size, validation_data, callbacks, verbose: The common
-            training arguments (see ``keras_kd.schemes``). One optimizer updates all models.
+        **options: The training options every scheme shares (``keras_kd.schemes``):
+            ``epochs``, ``batch_size``, ``optimizer`` (one optimizer updates all models),
+            ``loss``, ``losses`` (one logit loss: the peer term), ``alpha``, ``callbacks``,
+            ``verbose``.
 
     Returns:
-        A ``MutualResult`` ``(models, learner, history)``.
+        A ``SchemeResult``: ``models`` is the cohort in the order given, ``histories[i]`` model
+        ``i``'s ``loss``, ``hard_loss``, ``mimicry`` and ``accuracy`` per epoch (``val_`` too);
+        ``extras["learner"]`` is the ``MutualLearner`` (evaluate it for every model at once) and
+        ``extras["history"]`` its joint log (``loss`` summed over models, ``model{i}_...``).
 
     Raises:
-        ValueError: For an empty cohort, fewer than two models, mismatched output shapes, or any
-            malformed argument; always before training.
+        ValueError: For an empty cohort, fewer than two models, mismatched output shapes,
+            ``losses`` other than one logit loss, or any malformed argument; always before
+            training.
+        TypeError: If a model is not a Keras model, or an option is unknown.
 
     Example:
         >>> result = mutual_learning([make_student(), make_student()], (x_train, y_train), epochs=5)
-        >>> result.history["model0_accuracy"][-1]
+        >>> result.histories[0]["accuracy"][-1]
     """
-    run = _training.settings(
-        train, epochs, optimizer, loss, batch_size, validation_data, callbacks, verbose
+    run = _training.settings("mutual_learning", train, validation_data, **options)
+    losses = run.new_losses()
+    if losses is not None and len(losses) != 1:
+        raise ValueError(
+            "losses must hold one logit loss in mutual_learning (the peer term), received: "
+            f"losses={[loss.name for loss in losses]!r}"
+        )
+    learner = MutualLearner(
+        models, alpha=run.alpha, peer_target=peer_target, mimicry=losses and losses[0]
     )
-    learner = MutualLearner(models, alpha=alpha, temperature=temperature, peer_target=peer_target)
     learner.compile(optimizer=run.new_optimizer(), loss=run.loss)
     history = run.fit(learner)
-    return MutualResult(list(learner.cohort), learner, history)
+    cohort = list(learner.cohort)
+    histories = [_model_history(history, i) for i in range(len(cohort))]
+    return _training.SchemeResult(cohort, histories, {"learner": learner, "history": history})
+
+
+def _model_history(history, index):
+    """Model ``index``'s part of a ``MutualLearner`` log, without the ``model{index}_`` prefix."""
+    own = {}
+    for prefix in ("", "val_"):
+        start = f"{prefix}model{index}_"
+        own.update({prefix + k[len(start) :]: v for k, v in history.items() if k.startswith(start)})
+    return own
+
+
+def _check_logit_loss(mimicry):
+    """Raises ``ValueError`` unless ``mimicry`` is a ``LogitLoss`` on one teacher, without labels."""
+    if not isinstance(mimicry, LogitLoss) or mimicry.multi_teacher or mimicry.uses_labels:
+        raise ValueError(
+            "mimicry must be a keras_kd.losses.LogitLoss on one teacher's logits, without labels "
+            f"(e.g. keras_kd.losses.LogitsKD), received: mimicry={getattr(mimicry, 'name', mimicry)!r}"
+        )
 
 
 def check_cohort(models):
@@ -297,13 +334,6 @@ def check_cohort(models):
         )
     _training.check_models("models", [(None, m) for m in models])
     return models
-
-
-def _log_mean_probabilities(logits, temperature):
-    """Log of the mean softmax(logits / T), times T: logits whose softmax at T is that mean."""
-    log_probs = tf.stack([tf.nn.log_softmax(z / temperature, axis=-1) for z in logits])
-    count = tf.cast(len(logits), tf.float32)
-    return (tf.reduce_logsumexp(log_probs, axis=0) - tf.math.log(count)) * temperature
 
 
 def _correct(y, logits):

@@ -1,11 +1,12 @@
 """The early-exit objective: cross-entropy on every exit, distillation into the earlier exits."""
 
 from keras_kd._compat import keras, tf
-from keras_kd.losses.base import DistillationLoss, validate_non_negative, validate_positive
+from keras_kd.losses import _ops
+from keras_kd.losses.base import LogitLoss, as_float32, validate_non_negative, validate_positive
 
 
 @keras.utils.register_keras_serializable(package="keras_kd")
-class ExitDistillation(DistillationLoss):
+class ExitDistillation(LogitLoss):
     """The early-exit objective: each exit's cross-entropy plus distillation into the earlier exits.
 
     For stacked exit logits ``z_1 ... z_L`` (the last is the model's own output) and labels ``y``:
@@ -54,7 +55,7 @@ class ExitDistillation(DistillationLoss):
 
     def terms(self, teacher, student, labels):
         """Returns ``(cross_entropy, self_distillation, teacher_distillation)``, float32 scalars."""
-        student = tf.cast(student, tf.float32)
+        student = as_float32(student)  # also when called directly, not through the layer
         if student.shape.rank != 3:
             raise ValueError(
                 f"{self.name}: the student must output stacked exit logits (batch, exits, "
@@ -71,16 +72,14 @@ class ExitDistillation(DistillationLoss):
             ]
         )
         final = tf.stop_gradient(exits[-1])
-        self_distillation = tf.add_n([self._kd(final, z) for z in exits[:-1]] or [0.0])
+        t = self.temperature
+        self_distillation = tf.add_n(
+            [_ops.soft_target_loss(final, z, t) for z in exits[:-1]] or [0.0]
+        )
         teacher_distillation = tf.constant(0.0)
         if teacher is not None:
-            teacher = tf.cast(teacher, tf.float32)
-            if teacher.shape[-1] != student.shape[-1]:
-                raise ValueError(
-                    f"{self.name}: teacher logits have shape {teacher.shape} but the exits have "
-                    f"shape {student.shape}; both must have the same number of classes"
-                )
-            teacher_distillation = self._kd(tf.stop_gradient(teacher), exits[-1])
+            teacher = tf.stop_gradient(as_float32(teacher))
+            teacher_distillation = _ops.soft_target_loss(teacher, exits[-1], t)
         return cross_entropy, self_distillation, teacher_distillation
 
     def call(self, teacher, student, labels=None):
@@ -95,20 +94,9 @@ class ExitDistillation(DistillationLoss):
             + self.teacher_weight * teacher_distillation
         )
 
-    def _kd(self, teacher, student):
-        t = self.temperature
-        kl = tf.reduce_sum(
-            tf.nn.softmax(teacher / t)
-            * (tf.nn.log_softmax(teacher / t) - tf.nn.log_softmax(student / t)),
-            axis=-1,
-        )
-        return tf.reduce_mean(kl) * t * t
-
     def get_config(self):
-        config = super().get_config()
-        config.pop("pairs")
         return {
-            **config,
+            **super().get_config(),
             "temperature": self.temperature,
             "distillation_weight": self.distillation_weight,
             "teacher_weight": self.teacher_weight,

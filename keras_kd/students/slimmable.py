@@ -4,6 +4,7 @@ import numpy as np
 
 from keras_kd import _labels
 from keras_kd._compat import keras, tf
+from keras_kd.losses import _ops
 from keras_kd.losses.base import validate_positive
 from keras_kd.students._self_training import SelfTrainingModel
 from keras_kd.students.macs import count_macs
@@ -141,14 +142,8 @@ class SlimmableModel(SelfTrainingModel):
         return {m.name: m.result() for m in (self._loss_tracker, self._accuracies[widest])}
 
     def _inplace(self, target, x, width):
-        t = self.temperature
         student = tf.cast(self(x, training=True, width=width), tf.float32)
-        kl = tf.reduce_sum(
-            tf.nn.softmax(target / t)
-            * (tf.nn.log_softmax(target / t) - tf.nn.log_softmax(student / t)),
-            axis=-1,
-        )
-        return tf.reduce_mean(kl) * t * t
+        return _ops.soft_target_loss(target, student, self.temperature)
 
     def test_step(self, data):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from absl import app, flags
 
@@ -45,10 +46,10 @@ def test_compress_run_rejects_bad_methods_before_training(methods, tmp_path):
     "name, value", [("target_sparsity", "1.5"), ("clusters", "1"), ("finetune_epochs", "0")]
 )
 def test_compress_flags_enforce_their_bounds(name, value):
-    from examples import compress as example  # noqa: F401  (declares the flags)
+    from examples import compress as example
 
     with pytest.raises(flags.IllegalFlagValueError):
-        flags.FLAGS[name].parse(value)
+        example.FLAGS[name].parse(value)
 
 
 def test_compress_main_rejects_extra_arguments():
@@ -68,3 +69,47 @@ def test_compress_command_line_rejects_unknown_methods_without_a_traceback():
     )
     assert done.returncode != 0
     assert "--compression must be a comma list" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_benchmark_compress_rows_are_distilled_and_on_labels(tmp_path):
+    from examples import benchmark_compress
+
+    report = benchmark_compress.run(
+        train_size=128,
+        epochs=1,
+        finetune_epochs=1,
+        teacher_epochs=1,
+        teacher_width=4,
+        student_width=8,
+        rows=["float", "unit-pruned 50%"],
+        output_dir=str(tmp_path),
+        tflite=False,
+    )
+    assert [(r["row"], r["distilled"]) for r in report["rows"]] == [
+        ("float", True),
+        ("unit-pruned 50%", True),
+        ("float", False),
+        ("unit-pruned 50%", False),
+    ]
+    assert report["rows"][1]["parameters"] < report["rows"][0]["parameters"]
+    table = benchmark_compress.markdown_table(report).splitlines()
+    assert table[2].startswith("| float | ") and table[3].startswith("| unit-pruned 50% | ")
+    with pytest.raises(ValueError, match="rows must be labels of ROWS"):
+        benchmark_compress.run(rows=["pruned 99%"], output_dir=str(tmp_path / "refused"))
+    assert not (tmp_path / "refused").exists()
+
+
+def test_measure_converts_through_keras_kd_export_int8_for_qat(tmp_path, student):
+    from examples.compress_measure import measure
+    from keras_kd import compress
+
+    (tmp_path / "float").mkdir()
+    x = np.random.default_rng(0).random((300, 8, 8, 1)).astype("float32")
+    y = np.arange(300) % 10
+    plain = measure(student, "float", x, y, str(tmp_path / "float"))
+    qat = measure(compress.quantize(student), "qat", x, y, str(tmp_path))
+    for result, directory in ((plain, tmp_path / "float"), (qat, tmp_path)):
+        flat = directory / f"{result['name']}.tflite"
+        assert result["tflite_bytes"] == flat.stat().st_size > 0
+    assert qat["tflite_bytes"] < plain["tflite_bytes"]  # int8 weights (a float file is larger)
+    assert qat["parameters"] == plain["parameters"]

@@ -1,4 +1,4 @@
-"""Tests of keras_kd.compress.prune_iteratively and lottery_ticket with a Distiller train_fn."""
+"""Tests of keras_kd.compress.prune_iteratively and lottery_ticket, with Distiller and plain fits."""
 
 import numpy as np
 import pytest
@@ -19,22 +19,39 @@ def _kernels(model):
     return found
 
 
-def _recording_train_fn(distill, seen):
-    """A train_fn that records the kernels it receives, then distills the model for one epoch."""
+@pytest.fixture(params=["distiller", "plain_keras"])
+def train(request, distill, small_digits):
+    """One epoch of training as a train_fn does it: a Distiller's fit, or a user's plain Keras
+    ``model.compile`` and ``model.fit`` with no callbacks named (the model carries tfmot's)."""
+    if request.param == "distiller":
+        return distill
+
+    def plain_keras(model):
+        model.compile(
+            keras.optimizers.Adam(3e-3),
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+        model.fit(*small_digits, epochs=1, batch_size=32, verbose=0)
+
+    return plain_keras
+
+
+def _recording_train_fn(train, seen):
+    """A train_fn that records the kernels it receives, then trains the model for one epoch."""
 
     def train_fn(model):
         seen.append(_kernels(model))
-        distill(model)
+        train(model)
 
     return train_fn
 
 
 def test_prune_iteratively_removes_a_fraction_of_the_rest_each_round_and_holds_the_mask(
-    student, distill
+    student, train
 ):
     seen = []
     result = compress.prune_iteratively(
-        student, _recording_train_fn(distill, seen), fraction_per_round=0.3, rounds=2
+        student, _recording_train_fn(train, seen), fraction_per_round=0.3, rounds=2
     )
     for round_index, kernels in enumerate(seen, start=1):
         for kernel in kernels.values():
@@ -47,14 +64,14 @@ def test_prune_iteratively_removes_a_fraction_of_the_rest_each_round_and_holds_t
     assert not any(isinstance(layer, _common.PruneLowMagnitude) for layer in result.layers)
 
 
-def test_lottery_ticket_rewinds_survivors_to_the_initial_weights(student, distill):
+def test_lottery_ticket_rewinds_survivors_to_the_initial_weights(student, train):
     initial = student.get_weights()
     initial_kernels = _kernels(student)
-    distill(student)  # the trained dense network
+    train(student)  # the trained dense network
     trained = _kernels(student)
     seen = []
     ticket = compress.lottery_ticket(
-        student, initial, _recording_train_fn(distill, seen), target_sparsity=0.75, rounds=2
+        student, initial, _recording_train_fn(train, seen), target_sparsity=0.75, rounds=2
     )
     assert len(seen) == 2
     for round_index, kernels in enumerate(seen, start=1):

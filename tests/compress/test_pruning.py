@@ -1,4 +1,4 @@
-"""Tests of keras_kd.compress.prune and training_callbacks, and Distiller.fit on pruned students."""
+"""Tests of keras_kd.compress.prune and training_callbacks, in plain Keras and Distiller fits."""
 
 import re
 import warnings
@@ -8,7 +8,7 @@ import pytest
 import tensorflow_model_optimization as tfmot  # noqa: E402
 
 from keras_kd import compress, keras
-from keras_kd.compress import _common, pruning
+from keras_kd.compress import _common, callbacks, pruning
 
 # 256 examples / batch 32 = 8 steps per epoch; steps count from 1.
 
@@ -136,7 +136,7 @@ def test_training_callbacks_depend_on_the_wrappers(student, tmp_path):
     kinds = [type(c) for c in compress.training_callbacks(pruned, log_dir=str(tmp_path))]
     assert kinds == [
         tfmot.sparsity.keras.UpdatePruningStep,
-        pruning.ScheduleCheck,
+        callbacks.ScheduleCheck,
         tfmot.sparsity.keras.PruningSummaries,
     ]
 
@@ -249,16 +249,28 @@ def test_distiller_fit_keeps_the_users_callback_and_adds_summaries_for_tensorboa
     assert compress.sparsity(compress.strip(pruned))["total"] == pytest.approx(0.5, abs=0.02)
 
 
-def test_plain_fit_without_the_callback_fails_and_with_it_prunes(student, small_digits):
+def test_plain_keras_fit_of_a_pruned_model_adds_its_callbacks(student, small_digits):
     x, y = small_digits
     pruned = compress.prune(student, 0.5, schedule="constant", frequency=2)
     pruned.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    with pytest.raises(Exception, match="UpdatePruningStep"):
-        pruned.fit(x, y, epochs=1, verbose=0)
-    pruned.fit(
-        x, y, epochs=1, batch_size=32, verbose=0, callbacks=compress.training_callbacks(pruned)
-    )
+    with pytest.warns(UserWarning, match="received: frequency=2"):  # ScheduleCheck was added
+        pruned.fit(x[:32], y[:32], epochs=1, batch_size=32, verbose=0)  # 1 step < frequency
+    pruned.fit(x, y, epochs=1, batch_size=32, verbose=0)  # no callbacks named
     assert compress.sparsity(compress.strip(pruned))["total"] == pytest.approx(0.5, abs=0.02)
+
+
+def test_a_copy_without_the_mark_fails_without_the_callback_and_with_it_prunes(
+    student, small_digits
+):
+    x, y = small_digits
+    pruned = compress.prune(student, 0.5, schedule="constant", frequency=2)
+    with _common.scopes():
+        copy = keras.models.clone_model(pruned)  # a new model, which clone_model does not mark
+    copy.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    with pytest.raises(Exception, match="UpdatePruningStep"):
+        copy.fit(x, y, epochs=1, verbose=0)
+    copy.fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=compress.training_callbacks(copy))
+    assert compress.sparsity(compress.strip(copy))["total"] == pytest.approx(0.5, abs=0.02)
 
 
 def test_a_layer_left_unpruned_can_be_tapped_for_a_feature_loss(student, small_digits):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from keras_kd import keras, schemes
+from keras_kd import losses as kd_losses
 from tests.conftest import weights_equal
 
 _FLOWS = [(("t_pool1", "t_block2"), ("s_pool1", "s_block2"))]
@@ -43,8 +44,8 @@ def test_fsp_stage1_lowers_the_fsp_loss_and_stage2_starts_from_its_weights(digit
     result = schemes.fsp_two_stage(
         teacher,
         student,
-        _FLOWS,
         (x[:192], y[:192]),
+        flows=_FLOWS,
         kd=True,
         epochs=1,
         stage1_epochs=1,
@@ -52,25 +53,31 @@ def test_fsp_stage1_lowers_the_fsp_loss_and_stage2_starts_from_its_weights(digit
         optimizer=lambda: keras.optimizers.Adam(1e-2),
         callbacks=lambda: [_WeightsAtBoundaries(log)],
     )
-    assert result.fsp_after < result.fsp_before
-    assert "fsp" in result.stage1_history and "hard_loss" not in result.stage1_history  # FSP only
+    extras = result.extras
+    assert extras["fsp_after"] < extras["fsp_before"]
+    assert "fsp" in extras["stage1_history"] and "hard_loss" not in extras["stage1_history"]
     (_, stage1_begin), (_, stage1_end), (_, stage2_begin), _, (_, scratch_begin), _ = log
     assert weights_equal(stage1_begin, initial) and not weights_equal(stage1_end, initial)
     assert weights_equal(stage2_begin, stage1_end)
     assert weights_equal(scratch_begin, initial)
-    assert result.student is student and result.scratch is not student
-    # The scratch copy trains as stage 2 does (here with KD), for an epoch-by-epoch comparison.
-    assert len(result.stage2_history["accuracy"]) == len(result.scratch_history["accuracy"]) == 1
-    assert "logits_kd" in result.stage2_history and "logits_kd" in result.scratch_history
+    assert result.models == [student] and result.student is student
+    assert extras["scratch"] is not student
+    # The scratch copy trains as stage 2 does (here with the Distiller's default loss), for an
+    # epoch-by-epoch comparison.
+    stage2, scratch = result.histories[0], extras["scratch_history"]
+    assert result.stage2_history is stage2
+    assert len(stage2["accuracy"]) == len(scratch["accuracy"]) == 1
+    default_loss = kd_losses.defaults()[0][0].name
+    assert default_loss in stage2 and default_loss in scratch
 
 
 def test_fsp_two_stage_without_kd_or_scratch_trains_stage2_on_the_labels(digits):
     (x, y), _ = digits
     teacher, student = _models()
-    result = schemes.fsp_two_stage(teacher, student, _FLOWS, (x[:64], y[:64]), epochs=1)
-    assert result.scratch is None and result.scratch_history is None
-    assert set(result.stage2_history) == {"loss", "accuracy"}
-    assert np.isfinite(result.fsp_before) and np.isfinite(result.fsp_after)
+    result = schemes.fsp_two_stage(teacher, student, (x[:64], y[:64]), flows=_FLOWS, epochs=1)
+    assert result.extras["scratch"] is None and result.extras["scratch_history"] is None
+    assert set(result.histories[0]) == {"loss", "accuracy"}
+    assert np.isfinite(result.extras["fsp_before"]) and np.isfinite(result.extras["fsp_after"])
 
 
 @pytest.mark.parametrize(
@@ -84,6 +91,11 @@ def test_fsp_two_stage_without_kd_or_scratch_trains_stage2_on_the_labels(digits)
         ),  # spatial sizes differ
         (_FLOWS, {"stage1_epochs": 0}, "stage1_epochs must be an integer >= 1"),
         (_FLOWS, {"kd": "yes"}, "kd and compare_with_scratch must be True or False"),
+        (
+            _FLOWS,
+            {"alpha": 0.2},
+            "losses and alpha set stage 2's distillation, which needs kd=True",
+        ),
     ],
 )
 def test_fsp_two_stage_rejects_bad_arguments_before_training(digits, flows, kwargs, message):
@@ -91,5 +103,5 @@ def test_fsp_two_stage_rejects_bad_arguments_before_training(digits, flows, kwar
     teacher, student = _models()
     before = student.get_weights()
     with pytest.raises(ValueError, match=message):
-        schemes.fsp_two_stage(teacher, student, flows, (x[:8], y[:8]), epochs=1, **kwargs)
+        schemes.fsp_two_stage(teacher, student, (x[:8], y[:8]), flows=flows, epochs=1, **kwargs)
     assert weights_equal(student.get_weights(), before)

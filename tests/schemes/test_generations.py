@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from keras_kd import keras, schemes
+from keras_kd import losses as kd_losses
 from keras_kd.schemes import _training
 from tests.conftest import weights_equal
 
@@ -40,14 +41,16 @@ def test_born_again_distills_each_generation_from_the_previous(
     digits, teacher, record_distillers, tmp_path
 ):
     (x, y), (xt, yt) = digits
-    result = schemes.born_again(_tiny, teacher, 2, (x[:256], y[:256]), epochs=1)
-    assert len(result.generations) == 2 and len(result.histories) == 2
-    assert record_distillers == [(teacher, result.generations[0])] + list(
-        zip(result.generations, result.generations[1:])
+    result = schemes.born_again(teacher, _tiny, (x[:256], y[:256]), generations=2, epochs=1)
+    assert len(result.models) == 2 and len(result.histories) == 2
+    assert result.student is result.models[-1] and result.generations == result.models
+    assert record_distillers == [(teacher, result.models[0])] + list(
+        zip(result.models, result.models[1:])
     )
 
-    ensemble = result.ensemble
-    probs = [keras.activations.softmax(g(xt)).numpy() for g in result.generations]
+    ensemble = result.extras["ensemble"]
+    assert result.ensemble is ensemble
+    probs = [keras.activations.softmax(g(xt)).numpy() for g in result.models]
     np.testing.assert_allclose(
         np.exp(ensemble.predict(xt, verbose=0)), np.mean(probs, axis=0), rtol=1e-4, atol=1e-6
     )
@@ -86,6 +89,9 @@ def test_born_again_rejects_bad_arguments_before_training(digits, teacher, recor
     for kwargs, message in cases:
         with pytest.raises(ValueError, match=message):
             schemes.born_again(teacher=teacher, train=train, **kwargs)
+    # The earlier argument order (make_model, teacher, generations, train) fails loudly.
+    with pytest.raises(TypeError, match="teacher must be a keras.Model"):
+        schemes.born_again(_tiny, teacher, 2, train)
     assert not record_distillers
 
 
@@ -103,11 +109,8 @@ def test_teacher_assistant_trains_the_chain_in_order(digits, teacher, record_dis
         teacher, [big, medium], student, (x[:128], y[:128]), epochs=1, callbacks=callbacks
     )
     assert record_distillers == [(teacher, big), (big, medium), (medium, student)]
-    assert (
-        result.student is student
-        and result.assistants == [big, medium]
-        and len(result.histories) == 3
-    )
+    assert result.student is student and result.models == [big, medium, student]
+    assert result.assistants == [big, medium] and len(result.histories) == 3
     assert all(
         not weights_equal(m.get_weights(), w) for m, w in zip((big, medium, student), before)
     )
@@ -162,18 +165,21 @@ def test_label_refinery_stops_when_validation_stops_improving(
         _tiny,
         (x[:64], y[:64]),
         (xt[:32], yt[:32]),
-        max_rounds,
+        max_rounds=max_rounds,
         patience=patience,
         epochs=1,
         batch_size=64,
     )
     assert len(result.models) == len(result.histories) == trained
-    assert result.val_accuracies == scripted[:trained]
-    assert result.best_round == best and result.best_model is result.models[best]
-    # Each refinement round learns from the round before it, never from the labels alone.
+    assert result.extras["val_accuracies"] == scripted[:trained]
+    assert result.extras["best_round"] == best and result.student is result.models[best]
+    assert result.best_model is result.student and result.student_index == best
+    # Each refinement round learns from the round before it, never from the labels alone, with
+    # the Distiller's measured default loss.
     assert record_distillers == list(zip(result.models, result.models[1:]))
-    assert all("refined_labels" in history for history in result.histories[1:])
-    assert "refined_labels" not in result.histories[0]
+    default_loss = kd_losses.defaults()[0][0].name
+    assert all(default_loss in history for history in result.histories[1:])
+    assert default_loss not in result.histories[0]
 
 
 def test_label_refinery_stops_when_training_cannot_change_the_model(digits):
@@ -187,17 +193,18 @@ def test_label_refinery_stops_when_training_cannot_change_the_model(digits):
         make_model,
         (x[:64], y[:64]),
         (xt, yt),
-        5,
+        max_rounds=5,
         epochs=1,
         optimizer=lambda: keras.optimizers.SGD(0.0),
     )
-    assert len(result.models) == 2 and result.val_accuracies[0] == result.val_accuracies[1]
-    assert result.best_round == 0
+    accuracies = result.extras["val_accuracies"]
+    assert len(result.models) == 2 and accuracies[0] == accuracies[1]
+    assert result.extras["best_round"] == 0
     model = result.models[0]
     model.compile(
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"]
     )
-    assert result.val_accuracies[0] == pytest.approx(model.evaluate(xt, yt, verbose=0)[1], abs=1e-6)
+    assert accuracies[0] == pytest.approx(model.evaluate(xt, yt, verbose=0)[1], abs=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -205,7 +212,8 @@ def test_label_refinery_stops_when_training_cannot_change_the_model(digits):
     [
         ({"max_rounds": 0}, "max_rounds must be an integer >= 1"),
         ({"patience": 0}, "patience must be an integer >= 1"),
-        ({"val": ([1, 2], [1])}, r"val must hold x and y of equal, non-zero length"),
+        ({"validation_data": ([1, 2], [1])}, "validation_data must hold x and y of equal"),
+        ({"validation_data": None}, "validation_data is required"),
         ({"make_model": None}, "make_model must be a callable"),
         ({"make_model": lambda: "model"}, "make_model must return a keras.Model"),
     ],
@@ -215,7 +223,7 @@ def test_label_refinery_rejects_bad_arguments(digits, kwargs, message):
     arguments = {
         "make_model": _tiny,
         "train": (x[:8], y[:8]),
-        "val": (xt[:8], yt[:8]),
+        "validation_data": (xt[:8], yt[:8]),
         "max_rounds": 2,
         **kwargs,
     }

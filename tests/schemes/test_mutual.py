@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import keras_kd as kd
 from keras_kd import keras, schemes
 from keras_kd._compat import tf
 from tests.conftest import weights_equal
@@ -27,12 +28,23 @@ def test_mutual_learning_trains_every_model_and_reports_each(digits):
     result = schemes.mutual_learning(
         cohort, (x[:256], y[:256]), epochs=1, batch_size=64, validation_data=(xt[:64], yt[:64])
     )
-    assert result.models == cohort and isinstance(result.learner, schemes.MutualLearner)
+    learner, joint = result.extras["learner"], result.extras["history"]
+    assert result.models == cohort and isinstance(learner, schemes.MutualLearner)
     assert all(not weights_equal(m.get_weights(), w) for m, w in zip(cohort, before))
-    for i in range(3):
+    assert len(result.histories) == 3
+    for i, history in enumerate(result.histories):
+        # Each model's history is its own part of the joint log, without the model prefix.
+        assert set(history) == {
+            "loss",
+            "hard_loss",
+            "mimicry",
+            "accuracy",
+            "val_hard_loss",
+            "val_accuracy",
+        }
         for key in ("loss", "hard_loss", "mimicry", "accuracy"):
-            assert np.isfinite(result.history[f"model{i}_{key}"][0])
-        assert 0.0 <= result.history[f"val_model{i}_accuracy"][0] <= 1.0
+            assert history[key] == joint[f"model{i}_{key}"] and np.isfinite(history[key][0])
+        assert 0.0 <= history["val_accuracy"][0] <= 1.0
     # The reported total is the sum of the per-model losses.
     total = sum(result.history[f"model{i}_loss"][0] for i in range(3))
     assert result.history["loss"][0] == pytest.approx(total, rel=1e-4)
@@ -129,3 +141,49 @@ def test_mutual_learning_rejects_a_bad_cohort_before_training(digits):
         schemes.MutualLearner([model, _tiny(1)], alpha=1.5)
     with pytest.raises(ValueError, match="takes no other metrics"):
         schemes.MutualLearner([model, _tiny(1)]).compile(metrics=["accuracy"])
+
+
+def test_a_given_logit_loss_is_the_peer_term_and_survives_saving(tmp_path, digits):
+    (x, y), _ = digits
+    result = schemes.mutual_learning(
+        [_tiny(0), _tiny(1)],
+        (x[:64], y[:64]),
+        epochs=1,
+        alpha=0.2,
+        losses=[kd.losses.DIST(temperature=2.0, name="peer_dist")],
+    )
+    learner = result.extras["learner"]
+    assert isinstance(learner.mimicry, kd.losses.DIST) and learner.mimicry.name == "peer_dist"
+    assert learner.alpha == 0.2 and learner.temperature == 2.0
+    logits = [np.asarray(z) for z in learner(x[:8])]
+    # The reported mimicry of model 0 is the DIST loss against its peer.
+    expected = kd.losses.DIST(temperature=2.0)(logits[1], logits[0])
+    _, mimicry = learner.cohort_losses(tf.constant(y[:8]), [tf.constant(z) for z in logits])[0]
+    assert float(mimicry) == pytest.approx(float(expected), rel=1e-5)
+    learner.save(tmp_path / "learner.keras")
+    loaded = keras.models.load_model(tmp_path / "learner.keras")
+    assert (
+        isinstance(loaded.mimicry, kd.losses.DIST) and loaded.get_config() == learner.get_config()
+    )
+
+
+def test_mutual_learning_uses_its_measured_defaults_and_refuses_other_peer_terms(digits):
+    (x, y), _ = digits
+    from keras_kd.schemes import mutual
+
+    learner = schemes.MutualLearner([_tiny(0), _tiny(1)])
+    assert learner.alpha == mutual.DEFAULT_ALPHA
+    assert learner.temperature == mutual.DEFAULT_TEMPERATURE == learner.mimicry.temperature
+    model = _tiny(0)
+    for losses, message in [
+        ([kd.losses.LogitsKD(), kd.losses.DIST()], "losses must hold one logit loss"),
+        (
+            [kd.losses.AttentionTransfer([("a", "b")])],
+            "mimicry must be a keras_kd.losses.LogitLoss",
+        ),
+        ([kd.losses.DKD()], "mimicry must be a keras_kd.losses.LogitLoss"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            schemes.mutual_learning([model, _tiny(1)], (x[:8], y[:8]), losses=losses)
+    with pytest.raises(ValueError, match="temperature belongs to the mimicry loss"):
+        schemes.MutualLearner([model, _tiny(1)], temperature=2.0, mimicry=kd.losses.LogitsKD())

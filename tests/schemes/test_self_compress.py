@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from keras_kd import keras, schemes
+from keras_kd import losses as kd_losses
 from tests.conftest import weights_equal
 
 
@@ -25,11 +26,12 @@ def test_self_compress_trains_the_copy_and_never_the_float_model(digits, teacher
         epochs=1,
         validation_data=(xt[:64], yt[:64]),
     )
-    assert result.compressed is made[0]
+    assert result.models == [made[0]] and result.student is made[0] and result.compressed is made[0]
     assert weights_equal(teacher.get_weights(), before)
     rounded = [np.round(w, 1) for w in before]
-    assert not weights_equal(result.compressed.get_weights(), rounded)
-    assert {"loss", "logits_kd", "accuracy", "val_accuracy"} <= set(result.history)
+    assert not weights_equal(result.student.get_weights(), rounded)
+    default_loss = kd_losses.defaults()[0][0].name
+    assert {"loss", default_loss, "accuracy", "val_accuracy"} <= set(result.histories[0])
 
 
 def test_self_compress_with_keras_kd_pruning_reaches_the_sparsity(digits, teacher):
@@ -42,7 +44,7 @@ def test_self_compress_with_keras_kd_pruning_reaches_the_sparsity(digits, teache
         (x[:128], y[:128]),
         epochs=1,
     )
-    assert compress.sparsity(compress.strip(result.compressed))["total"] == pytest.approx(
+    assert compress.sparsity(compress.strip(result.student))["total"] == pytest.approx(
         0.5, abs=0.05
     )
 
