@@ -45,12 +45,12 @@ import json
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 import keras_kd as kd
 from examples import common_flags
 from examples.models import make_mlp, make_student, make_teacher
-from examples.regimes_table import summarize
+from examples.regimes_table import ROW_ORDER, summarize
 from keras_kd import keras, recipes
 from keras_kd._compat import tf
 from keras_kd.report import describe_machine
@@ -73,53 +73,53 @@ HOLDOUT_METHODS = ("scratch", "default", "hinton")
 SUITE = tuple(name for name in REGIMES if not name.startswith("holdout_"))
 LONG_REGIMES = ("fashion_5k_150", "fashion_60k_40")
 PATIENT_VIEWS = 16  # replayed views per image of the patient row
-METHODS = (
-    "scratch",
-    "default",
-    "hinton",
-    "kd_t2",
-    "kd_std",
-    "dkd",
-    "dist",
-    "dist_kd",
-    "dist_t4",
-    "dist_a01",
-    "patient",
-)
+METHODS = ROW_ORDER  # the table lists the rows in this order
 TEACHER_EPOCHS = {"fashion_mnist": 15, "mnist1d": 100, "digits": 30}
 LEARNING_RATE = 3e-3
 
-_REGIMES = flags.DEFINE_list("regimes", list(SUITE), "Regimes to run, in order.")
-_METHODS = flags.DEFINE_list(
-    "regime_methods", list(METHODS), "Rows to run (scratch is always run)."
+FLAGS = flags.FlagValues()
+flags.DEFINE_list("regimes", list(SUITE), "Regimes to run, in order.", flag_values=FLAGS)
+flags.DEFINE_list(
+    "regime_methods", list(METHODS), "Rows to run (scratch is always run).", flag_values=FLAGS
 )
-_STUDENTS = flags.DEFINE_list(
-    "regime_students", [], "Run only these students of each regime (empty: all of them)."
+flags.DEFINE_list(
+    "regime_students",
+    [],
+    "Run only these students of each regime (empty: all of them).",
+    flag_values=FLAGS,
 )
-_REPORT_ONLY = flags.DEFINE_bool(
-    "report_only", False, "Train nothing: print the table of the results already in --output_dir."
+flags.DEFINE_bool(
+    "report_only",
+    False,
+    "Train nothing: print the table of the results already in --output_dir.",
+    flag_values=FLAGS,
 )
-_THREADS = flags.DEFINE_integer(
+flags.DEFINE_integer(
     "threads",
     0,
     "TensorFlow intra-op threads (0: TensorFlow's choice, one per core).",
     lower_bound=0,
+    flag_values=FLAGS,
 )
+common_flags.define(FLAGS, seeds=3, output_dir="keras_kd_runs/regimes", dataset="fashion_mnist")
 flags.register_validator(
     "regimes",
     lambda names: bool(names) and set(names) <= set(REGIMES),
     message=f"--regimes must be names from {list(REGIMES)}",
+    flag_values=FLAGS,
 )
 _KINDS = sorted({kind for regime in REGIMES.values() for kind in regime[1]})
 flags.register_validator(
     "regime_students",
     lambda names: set(names) <= set(_KINDS),
     message=f"--regime_students must be names from {_KINDS}",
+    flag_values=FLAGS,
 )
 flags.register_validator(
     "regime_methods",
     lambda names: bool(names) and set(names) <= set(METHODS),
     message=f"--regime_methods must be names from {list(METHODS)}",
+    flag_values=FLAGS,
 )
 
 
@@ -361,25 +361,23 @@ def run(
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if _THREADS.value:
-        tf.config.threading.set_intra_op_parallelism_threads(_THREADS.value)
-        tf.config.threading.set_inter_op_parallelism_threads(_THREADS.value)
-    output_dir = common_flags.OUTPUT_DIR
+    common_flags.reject_extra_arguments(argv)
+    if FLAGS.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(FLAGS.threads)
     result = run(
-        _REGIMES.value,
-        _METHODS.value,
-        common_flags.SEEDS.value,
-        output_dir.value if output_dir.present else "keras_kd_runs/regimes",
-        common_flags.DATASET.value if common_flags.DATASET.present else None,
-        common_flags.keras_verbosity(),
-        _STUDENTS.value,
-        _REPORT_ONLY.value,
+        FLAGS.regimes,
+        FLAGS.regime_methods,
+        FLAGS.seeds,
+        FLAGS.output_dir,
+        FLAGS.dataset if FLAGS["dataset"].present else None,
+        int(FLAGS.verbose),
+        FLAGS.regime_students,
+        FLAGS.report_only,
     )
     print(result["table"])
     print(json.dumps({k: result[k] for k in ("summary", "machine", "seconds", "train_seconds")}))
 
 
 if __name__ == "__main__":
-    common_flags.run_app(main)
+    common_flags.run_app(main, FLAGS)

@@ -17,7 +17,7 @@ Rows: ``scratch``; ``kd``; ``mutual_learning`` (a cohort of two students, the fi
 a width-32 student -> student); ``label_refinery`` (up to 2 refinement rounds, the best on a
 validation split outside the training subset); ``fsp_two_stage`` (stage 1 on the FSP flows of a
 teacher of the student's widths, ``t_pool1 -> t_block2``, then stage 2 with KD from it);
-``self_compress`` (the scratch student teaching its own copy pruned to 50 % sparsity).
+``self_compress`` (the scratch student teaching its own copy pruned to half sparsity).
 """
 
 import os
@@ -30,22 +30,14 @@ if not __package__:  # python examples/<name>.py: import the package as `python 
 import json
 
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
 import keras_kd as kd
 from examples import common_flags
 from examples.models import make_student, make_teacher
 from keras_kd import keras, schemes
 
-common_flags.set_defaults(
-    dataset="fashion_mnist",
-    train_size=10000,
-    epochs=5,
-    teacher_epochs=5,
-    seeds=2,
-    batch_size=64,
-    learning_rate=3e-3,
-)
+FLAGS = flags.FlagValues()
 
 ROWS = (
     "scratch",
@@ -59,7 +51,9 @@ ROWS = (
     "self_compress",
 )
 
-_ROWS = flags.DEFINE_multi_enum("rows", list(ROWS), ROWS, "Rows to run (repeat the flag).")
+flags.DEFINE_multi_enum(
+    "rows", list(ROWS), ROWS, "Rows to run (repeat the flag).", flag_values=FLAGS
+)
 
 
 _EPOCH_RUNS = {  # training runs of --epochs behind each reported model
@@ -280,6 +274,9 @@ def run(
     }
 
 
+common_flags.define(FLAGS, run)
+
+
 def markdown(result):
     """Formats ``run``'s result as a markdown table of test accuracy, mean ± std over seeds.
 
@@ -310,24 +307,11 @@ def markdown(result):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    result = run(
-        dataset=common_flags.DATASET.value,
-        train_size=common_flags.TRAIN_SIZE.value,
-        epochs=common_flags.EPOCHS.value,
-        teacher_epochs=common_flags.TEACHER_EPOCHS.value,
-        seeds=common_flags.SEEDS.value,
-        batch_size=common_flags.BATCH_SIZE.value,
-        learning_rate=common_flags.LEARNING_RATE.value,
-        temperature=common_flags.TEMPERATURE.value if common_flags.TEMPERATURE.present else None,
-        alpha=common_flags.ALPHA.value if common_flags.ALPHA.present else None,
-        rows=_ROWS.value,
-        verbose=common_flags.keras_verbosity(),
-    )
+    common_flags.reject_extra_arguments(argv)
+    result = run(**common_flags.arguments(run, FLAGS))
     print(markdown(result))
     print(json.dumps(result))
 
 
 if __name__ == "__main__":
-    common_flags.run_app(main)
+    common_flags.run_app(main, FLAGS)

@@ -55,51 +55,53 @@ MODES = (
     "student_bfloat16",
     "teacher_pass",
 )
-common_flags.set_defaults(
-    dataset="fashion_mnist",
-    train_size=0,
-    epochs=4,
-    batch_size=128,
-    teacher_width=96,
-    student_width=8,
-    seed=0,
-    seeds=3,
-    teacher_epochs=1,
+FLAGS = flags.FlagValues()
+flags.DEFINE_bool(
+    "jit_compile",
+    False,
+    "Compile every mode's training step with XLA (the same for all modes).",
+    flag_values=FLAGS,
 )
-_JIT_COMPILE = flags.DEFINE_bool(
-    "jit_compile", False, "Compile every mode's training step with XLA (the same for all modes)."
+flags.DEFINE_enum(
+    "mode", "all", ["all", *MODES], "Internal: run one mode and print its JSON.", flag_values=FLAGS
 )
-_MODE = flags.DEFINE_enum(
-    "mode",
-    "all",
-    ["all", *MODES],
-    "Internal: run one mode and print its JSON.",
+flags.DEFINE_list(
+    "replay_views",
+    ["1", "4", "16"],
+    "Views per example K of the replayed-views modes.",
+    flag_values=FLAGS,
 )
-_REPLAY_VIEWS = flags.DEFINE_list(
-    "replay_views", ["1", "4", "16"], "Views per example K of the replayed-views modes."
+flags.DEFINE_bool(
+    "speed", True, "Measure seconds per epoch, memory and teacher passes.", flag_values=FLAGS
 )
-_SPEED = flags.DEFINE_bool("speed", True, "Measure seconds per epoch, memory and teacher passes.")
-_ACCURACY_EPOCHS = flags.DEFINE_integer(
+flags.DEFINE_integer(
     "accuracy_epochs",
     150,
     "Epochs of the live-vs-replay accuracy part (0: skip it).",
     lower_bound=0,
+    flag_values=FLAGS,
 )
-_ACCURACY_TRAIN_SIZE = flags.DEFINE_integer(
-    "accuracy_train_size", 5000, "Training images of the accuracy part.", lower_bound=1
+flags.DEFINE_integer(
+    "accuracy_train_size",
+    5000,
+    "Training images of the accuracy part.",
+    lower_bound=1,
+    flag_values=FLAGS,
 )
-_WORK_DIR = flags.DEFINE_string(
-    "work_dir", "", "Internal: where the teacher and initial student are kept."
+flags.DEFINE_string(
+    "work_dir", "", "Internal: where the teacher and initial student are kept.", flag_values=FLAGS
 )
 flags.register_validator(
     "replay_views",
     lambda values: bool(values) and all(v.isdigit() and int(v) >= 1 for v in values),
     message="--replay_views must be a comma-separated list of integers >= 1",
+    flag_values=FLAGS,
 )
 flags.register_multi_flags_validator(
     ["mode", "work_dir"],
     lambda values: values["mode"] == "all" or os.path.isdir(values["work_dir"]),
     message="--work_dir must be an existing directory when --mode is not all",
+    flag_values=FLAGS,
 )
 
 
@@ -118,7 +120,7 @@ def _subprocess(mode, work_dir, args, **extra):
 
 
 def run(
-    dataset,
+    dataset="fashion_mnist",
     train_size=0,
     epochs=4,
     batch_size=128,
@@ -182,6 +184,9 @@ def run(
             max(views),
         )
     return summary
+
+
+common_flags.define(FLAGS, run)
 
 
 def _ratios(s, views):
@@ -251,37 +256,22 @@ def _print_tables(s):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    # Checked here, not by a validator: --epochs is shared, and a validator would bind every script.
-    if common_flags.EPOCHS.value < 2:
+    common_flags.reject_extra_arguments(argv)
+    # Checked here, not by a validator, so that the message names the first, untimed epoch.
+    if FLAGS.epochs < 2:
         raise app.UsageError(
-            f"--epochs must be >= 2 (the first is not timed), received: --epochs={common_flags.EPOCHS.value}"
+            f"--epochs must be >= 2 (the first is not timed), received: --epochs={FLAGS.epochs}"
         )
     args = {
-        "dataset": common_flags.DATASET.value,
-        "train_size": common_flags.TRAIN_SIZE.value,
-        "epochs": common_flags.EPOCHS.value,
-        "batch_size": common_flags.BATCH_SIZE.value,
-        "seed": common_flags.SEED.value,
-        "jit_compile": _JIT_COMPILE.value,
+        name: FLAGS[name].value
+        for name in ("dataset", "train_size", "epochs", "batch_size", "seed", "jit_compile")
     }
-    views = [int(v) for v in _REPLAY_VIEWS.value]
-    if _MODE.value != "all":
-        result = run_mode(_MODE.value, work_dir=_WORK_DIR.value, replay_views=views[0], **args)
+    views = [int(v) for v in FLAGS.replay_views]
+    if FLAGS.mode != "all":
+        result = run_mode(FLAGS.mode, work_dir=FLAGS.work_dir, replay_views=views[0], **args)
         print(json.dumps(result))
         return
-    s = run(
-        teacher_width=common_flags.TEACHER_WIDTH.value,
-        student_width=common_flags.STUDENT_WIDTH.value,
-        replay_views=views,
-        speed=_SPEED.value,
-        accuracy_epochs=_ACCURACY_EPOCHS.value,
-        accuracy_train_size=_ACCURACY_TRAIN_SIZE.value,
-        seeds=common_flags.SEEDS.value,
-        teacher_epochs=common_flags.TEACHER_EPOCHS.value,
-        **args,
-    )
+    s = run(**common_flags.arguments(run, FLAGS))
     _print_tables(s)
     flat = {k: v for k, v in s.items() if not isinstance(v, dict)}
     if "accuracy" in s:
@@ -290,4 +280,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    common_flags.run_app(main)
+    common_flags.run_app(main, FLAGS)

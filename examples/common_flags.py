@@ -4,8 +4,8 @@ absl keeps one global flag registry, so two scripts that each declared ``--datas
 imported into one process (the test suite imports every script's ``run``). So each script declares
 its flags in a ``flags.FlagValues`` of its own: the shared ones named by its ``run``'s
 parameters, with their defaults (``define``), its own ones with ``flag_values=FLAGS``.
-``run_app`` adds them to absl's registry only in the process that runs the script. Nothing here reads a file, a directory or the
-environment when it is imported: paths are checked when the command line is parsed, datasets when
+``run_app`` adds them to absl's registry only in the process that runs the script. Nothing here
+reads a file, a directory or the environment when it is imported: paths are checked when the command line is parsed, datasets when
 they are loaded.
 
 ``--verbose`` (every script has it; ``apply_verbosity``): 0 (the default) quiet, TensorFlow's C++
@@ -205,74 +205,6 @@ def write_result(directory, name, result, table):
     return result
 
 
-# Until every script declares its own flags: the shared flags in absl's global registry, declared
-# on first use of a holder below or of set_defaults, never by scripts that use ``define``.
-_GLOBAL_DEFAULTS = {
-    "dataset": "digits",
-    "train_size": 0,
-    "epochs": 10,
-    "teacher_epochs": 10,
-    "batch_size": 64,
-    "learning_rate": 3e-3,
-    "temperature": 4.0,
-    "alpha": 0.1,
-    "seed": 0,
-    "seeds": 3,
-    "teacher_width": 64,
-    "student_width": 16,
-    "model": None,
-    "unsafe_deserialization": False,
-    "runs": 50,
-    "output_dir": "keras_kd_runs",
-    "verbose": "0",
-}
-_global_holders = {}
-
-
-def _global_flags():
-    if not _global_holders:
-        _global_holders.update(define(flags.FLAGS, **_GLOBAL_DEFAULTS))
-    return _global_holders
-
-
-def __getattr__(name):
-    """``DATASET``, ``EPOCHS``, ...: holders of the shared flags in absl's global registry.
-
-    For scripts not yet converted to ``define``; declaring them on first access keeps them out
-    of the processes of scripts that declare their own.
-    """
-    if name.lower() in _SHARED and name.isupper():
-        return _global_flags()[name.lower()]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def set_defaults(**defaults):
-    """Sets a script's defaults of the shared flags in absl's global registry (older scripts).
-
-    Scripts that declare their own flags (``define``) do not need it. Called when a script is
-    imported, so it runs no validator (absl's ``set_default`` would, and one that looks at a path
-    would read the machine at import); the defaults are validated with the rest of the command
-    line when it is parsed. Types and bounds are still checked here.
-
-    Args:
-        **defaults: Flag name to default value; every name must be a shared flag.
-
-    Raises:
-        ValueError: If a name is not a shared flag, naming it and the shared flags.
-        flags.IllegalFlagValueError: If a value has the wrong type or is out of the flag's bounds.
-
-    Example:
-        >>> set_defaults(dataset="fashion_mnist", epochs=40)
-    """
-    known = _global_flags()
-    for name, value in defaults.items():
-        if name not in known:
-            raise ValueError(
-                f"name must be a shared flag, one of {sorted(known)}, received: name={name!r}"
-            )
-        flags.FLAGS[name]._set_default(value)  # absl's set_default minus its validators
-
-
 def keras_verbosity():
     """Returns the ``verbose`` argument for Keras ``fit`` that ``--verbose`` asks for.
 
@@ -316,7 +248,7 @@ def apply_verbosity(verbose=None):
     return level
 
 
-def run_app(main, flag_values=None):
+def run_app(main, flag_values):
     """Runs ``main`` like ``absl.app.run``, but bad command lines exit 2 with one line, no traceback.
 
     ``flag_values``, the script's own flags, join absl's registry here (they are listed by
@@ -331,16 +263,20 @@ def run_app(main, flag_values=None):
 
     Args:
         main: The script's ``main(argv)``.
-        flag_values: The script's ``flags.FlagValues`` (``define``), or ``None`` for a script
-            whose flags are all in absl's registry.
+        flag_values: The script's ``flags.FlagValues`` (``define``).
+
+    Raises:
+        TypeError: If ``flag_values`` is not a ``flags.FlagValues``.
 
     Example:
         >>> if __name__ == "__main__":
         ...     common_flags.run_app(main, FLAGS)
     """
-    if flag_values is None:
-        _global_flags()  # a script on absl's registry gets every shared flag, as it always did
-    own = flag_values if flag_values is not None else flags.FlagValues()
+    if not isinstance(flag_values, flags.FlagValues):
+        raise TypeError(
+            f"flag_values must be the script's flags.FlagValues, received: flag_values={flag_values!r}"
+        )
+    own = flag_values
     flags.FLAGS.append_flag_values(own)
     for name in own:
         flags.FLAGS.register_flag_by_module(sys.argv[0], own[name])

@@ -21,6 +21,12 @@ if "tensorflow" in sys.modules and os.environ.get(_LEGACY_FLAG) not in ("1", "tr
     )
 os.environ.setdefault(_LEGACY_FLAG, "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# On one schedulable CPU TensorFlow runs graph ops on one inter-op thread. A teacher computed in
+# Python (kd.teachers: a callable, a Keras 3 model) called from the Distiller's compiled step runs
+# TensorFlow functions of its own, which wait for that thread while their caller holds it: a
+# deadlock. A second inter-op thread (only where the user set none) avoids it.
+if hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) == 1:
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "2")
 
 import tensorflow as tf  # noqa: E402  (after TF_USE_LEGACY_KERAS is set)
 import tf_keras as keras  # noqa: E402

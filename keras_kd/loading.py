@@ -37,7 +37,9 @@ def load_model(path, unsafe=False, compile=False, custom_objects=None):
 
     Returns:
         A tf_keras model; a Keras 3 file comes back converted by ``keras_kd.bridge.from_keras3``,
-        with its weights and layer names.
+        with its weights and layer names. A model with pruning wrappers comes back marked as
+        ``keras_kd.compress.prune`` marks its models, so its ``fit`` (and the Distiller's) adds
+        tfmot's ``UpdatePruningStep``.
 
     Raises:
         ValueError: If ``path`` is of no supported kind, or holds a ``Lambda`` layer while
@@ -71,9 +73,14 @@ def load_model(path, unsafe=False, compile=False, custom_objects=None):
         if any(name in text for name in _TFMOT_CLASSES):
             for scope in _tfmot_scopes():
                 scopes.enter_context(scope)
-        return keras.models.load_model(
+        model = keras.models.load_model(
             path, custom_objects=custom_objects, compile=compile, safe_mode=not unsafe
         )
+    if "PruneLowMagnitude" in text:  # a loaded pruned model still advances its schedule in fit
+        from keras_kd.compress import callbacks
+
+        callbacks.mark(model)
+    return model
 
 
 def _tfmot_scopes():

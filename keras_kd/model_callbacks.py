@@ -8,7 +8,8 @@ makes the model's own ``fit`` add them; a trainer that fits the model some other
 ``keras_kd.compress`` marks the models it returns, so neither the Distiller nor a user's plain
 ``model.compile(...); model.fit(...)`` has to know which callbacks a compressed model needs.
 
-A copy made by ``keras.models.clone_model`` or loaded from a file is a new model without the mark:
+A copy made by ``keras.models.clone_model`` or loaded by Keras is a new model without the mark
+(``keras_kd.load_model`` marks the pruned models it loads):
 call ``require_callbacks`` on it again (or pass the callbacks to ``fit`` yourself).
 """
 

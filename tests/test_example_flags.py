@@ -113,24 +113,22 @@ def script_modules():
 
 
 def _own_flags(module):
-    """The script's own ``FlagValues``, or ``None`` for a script still on absl's registry."""
+    """The script's own ``FlagValues``, or ``None`` for a script without them."""
     own = getattr(module, "FLAGS", None)
     return own if isinstance(own, flags.FlagValues) and own is not flags.FLAGS else None
 
 
 def _declaring(script_modules, name):
-    """A copy of the flags of a script that declares ``--name`` (absl's registry as a fallback)."""
+    """A copy of the flags of a script that declares ``--name``."""
     for module in script_modules.values():
         own = _own_flags(module)
         if own is not None and name in own:
             return copy.deepcopy(own)
-    return copy.deepcopy(flags.FLAGS) if name in flags.FLAGS else None
+    return None
 
 
 def test_scripts_declare_their_flags_in_their_own_flag_values(script_modules):
-    # The lead-owned scripts still on common_flags.set_defaults are listed until converted.
-    on_the_registry = {n for n, m in script_modules.items() if _own_flags(m) is None}
-    assert on_the_registry <= {"benchmark_speed", "benchmark_regimes", "benchmark_schemes"}
+    assert [n for n, m in script_modules.items() if _own_flags(m) is None] == []
     for name, module in script_modules.items():
         own = _own_flags(module)
         if own is not None:
@@ -209,7 +207,7 @@ INVALID = [
 def test_dataset_flag_checks_only_the_form_of_the_name(script_modules, name):
     # Files are looked for when the dataset is loaded, never when a flag is set or parsed.
     for module in script_modules.values():
-        values = copy.deepcopy(_own_flags(module) or flags.FLAGS)
+        values = copy.deepcopy(_own_flags(module))
         if "dataset" in values:
             _set(values, "dataset", name)
             assert values["dataset"].value == name
@@ -284,7 +282,7 @@ def test_readme_commands_use_flags_their_scripts_declare(script_modules, monkeyp
     assert len(commands) > 10
     for name, text in commands:
         assert name in script_modules, f"README runs examples.{name}, which is no script"
-        values = copy.deepcopy(_own_flags(script_modules[name]) or flags.FLAGS)
+        values = copy.deepcopy(_own_flags(script_modules[name]))
         args = text.replace("\\\n", " ").split()
         for arg in args:
             flag = arg[2:].split("=")[0]
@@ -356,3 +354,10 @@ def test_run_app_adds_the_scripts_flags_to_the_registry_only_when_it_runs(tmp_pa
         )
         assert done.returncode == status, done.stderr[-2000:]
         assert text in done.stdout + done.stderr and "Traceback" not in done.stderr
+
+
+def test_run_app_takes_only_a_scripts_own_flag_values():
+    from examples import common_flags
+
+    with pytest.raises(TypeError, match="flag_values must be the script's flags.FlagValues"):
+        common_flags.run_app(lambda argv: None, None)

@@ -5,6 +5,10 @@ dataset) and runs live under augmentation; a .tflite, SavedModel or callable tea
 Keras teacher caches the same logits as that Keras teacher. Feature losses need a Keras teacher.
 """
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -267,3 +271,45 @@ def test_integer_tflite_teacher_is_quantized_in_and_dequantized_out(
     assert logits.dtype == np.float32 and logits.shape == reference_logits.shape
     agreement = np.mean(logits.argmax(1) == reference_logits.argmax(1))
     assert agreement >= 0.95, agreement
+
+
+_ONE_CPU_PROGRAM = """
+import os
+os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+import os
+import subprocess
+import sys
+
+import numpy as np
+import keras_kd as kd
+from keras_kd import keras
+from keras_kd._keras3 import import_keras3
+
+assert os.environ["TF_NUM_INTEROP_THREADS"] == "2"
+keras3 = import_keras3()
+inputs = keras3.Input((4,))
+teacher3 = keras3.Model(inputs, keras3.layers.Dense(3)(inputs))
+student = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+for cache_teacher in (True, False):
+    distiller = kd.Distiller(
+        student,
+        lambda batch: teacher3.predict_on_batch(batch),
+        alpha=0.0,
+        cache_teacher=cache_teacher,
+    )
+    distiller.compile("adam")
+    distiller.fit(x, epochs=1, batch_size=16, verbose=0)
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity")
+def test_a_python_teacher_running_tensorflow_does_not_deadlock_on_one_cpu():
+    # A callable teacher that runs TensorFlow functions of its own, called from the Distiller's
+    # graph, waited forever for TensorFlow's only inter-op thread on a one-CPU machine.
+    done = subprocess.run(
+        [sys.executable, "-c", _ONE_CPU_PROGRAM], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("ok")

@@ -160,3 +160,20 @@ def test_atomic_path_replaces_the_file_only_when_the_block_succeeds(tmp_path):
     with pytest.raises(ValueError, match="directory of path must exist"):
         with atomic_path(tmp_path / "missing" / "data.npz"):
             pass
+
+
+def test_a_loaded_pruned_model_trains_with_plain_fit_and_under_a_distiller(tmp_path):
+    pruned = kd.compress.prune(
+        _tf_keras_model(), 0.5, schedule="constant", begin_step=0, frequency=1
+    )
+    path = _save(pruned, str(tmp_path / "pruned.h5"))
+    y = np.arange(len(X)) % int(pruned.output_shape[-1])
+    loaded = kd.load_model(path)
+    loaded.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    loaded.fit(X, y, epochs=1, verbose=0)  # without the mark, tfmot asserts on the pruning step
+    kernel = next(w for w in loaded.weights if "kernel" in w.name and "prune" in w.name)
+    assert np.mean(kernel.numpy() == 0) >= 0.45
+    teacher = _tf_keras_model()
+    distiller = kd.Distiller(kd.load_model(path), teacher)
+    distiller.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    distiller.fit(X, y, epochs=1, verbose=0)

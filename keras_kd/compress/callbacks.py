@@ -23,7 +23,8 @@ def training_callbacks(model, log_dir=None):
     sparsity); with ``log_dir`` it also gets ``PruningSummaries`` (sparsity per layer for
     TensorBoard, which needs the ``tensorboard`` package). The models ``keras_kd.compress`` returns
     carry this function (``mark``), so only a model that lost the mark (a ``clone_model`` copy, a
-    loaded file, a model pruned with tfmot directly) needs it passed to ``fit`` by hand.
+    file loaded by Keras rather than ``keras_kd.load_model``, a model pruned with tfmot directly) needs
+    it passed to ``fit`` by hand.
 
     Paper: Zhu & Gupta (2017), "To prune, or not to prune: exploring the efficacy of pruning for
     model compression" (the gradual pruning schedule these callbacks drive).
