@@ -8,8 +8,9 @@ example. The student is a small CNN with a dense head (conv 16 - pool - conv 32 
 ``--lowbit_modes`` it starts from the same initial weights, is wrapped by
 ``keras_kd.compress.quantize(weight_bits=...)`` (float: no wrapper; the first and last kernel
 layers keep 8-bit weights unless ``--nolowbit_keep_first_last_8bit``) and trains ``--epochs``
-epochs on ``--train_size`` examples twice: on the labels alone and distilled (Hinton KD,
-``--temperature``, ``--alpha``). Reported per row: test accuracy of the Keras model (which
+epochs on ``--train_size`` examples twice: on the labels alone and distilled (the Distiller's
+defaults; ``--temperature`` switches to Hinton KD at that temperature, ``--alpha`` sets the
+hard-label weight). Reported per row: test accuracy of the Keras model (which
 computes with the quantized weights), ``keras_kd.compress.packed_size`` (bit-packed kernels +
 float32 scales + float32 biases) and, with ``--lowbit_tflite``, the size and test accuracy of the
 int8 TFLite file (``keras_kd.export.to_tflite(target="int8")``; weights stored as int8 whatever
@@ -100,8 +101,8 @@ def run(
     teacher_width=32,
     batch_size=128,
     learning_rate=2e-3,
-    temperature=4.0,
-    alpha=0.1,
+    temperature=None,
+    alpha=None,
     seed=0,
     modes=("float", "8", "4", "ternary", "binary"),
     hidden=128,
@@ -145,9 +146,8 @@ def run(
                 )
             model = student
             if training == "distilled":
-                model = kd.Distiller(
-                    student, teacher, losses=[kd.losses.LogitsKD(temperature)], alpha=alpha
-                )
+                losses = None if temperature is None else [kd.losses.LogitsKD(temperature)]
+                model = kd.Distiller(student, teacher, losses=losses, alpha=alpha)
             model.compile(
                 keras.optimizers.Adam(learning_rate), kd.recipes.hard_loss(), metrics=["accuracy"]
             )
