@@ -195,6 +195,8 @@ def atomic_path(path):
     When the block raises, the temporary file (or SavedModel directory) is removed and an
     existing ``path`` is left as it was.
 
+    Paper: none (POSIX ``rename`` is atomic within a file system).
+
     Args:
         path: The final file path; its directory must exist.
 

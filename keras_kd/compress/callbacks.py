@@ -155,6 +155,9 @@ class ScheduleCheck(keras.callbacks.Callback):
     ``steps_per_epoch``) it says nothing. ``training_callbacks`` returns one for every pruned model,
     so the ``fit`` of a model from ``keras_kd.compress.prune`` and ``keras_kd.Distiller.fit`` add it.
 
+    Paper: Zhu & Gupta (2017), "To prune, or not to prune: exploring the efficacy of pruning for
+    model compression" (the gradual schedule it checks).
+
     Example:
         >>> model.fit(x, y, epochs=2, callbacks=[UpdatePruningStep(), ScheduleCheck()])
     """

@@ -29,6 +29,8 @@ _RANGE_PREFIXES = (
 def parse_recipe(recipe):
     """The steps of a recipe, checked: ``"prune+qat"`` or ``["prune", "qat"]`` -> ``["prune", "qat"]``.
 
+    Paper: Han, Mao & Dally (2016), "Deep Compression" (pruning, then quantization, in stages).
+
     Args:
         recipe: A string joining distinct names of ``RECIPE_STEPS`` with ``+``, or a list of them.
 
@@ -234,6 +236,9 @@ def calibrate_ranges(quantized, model, x, examples=1024):
 
 def float_params(model):
     """Parameters a compressed model stores: its weights without tfmot's range variables.
+
+    Paper: Jacob et al. (2018), "Quantization and Training of Neural Networks for Efficient
+    Integer-Arithmetic-Only Inference" (the range variables QAT adds).
 
     Args:
         model: A Keras model, plain or wrapped by QAT.

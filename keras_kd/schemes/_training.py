@@ -1,10 +1,8 @@
-"""The training options every scheme shares, validated before anything trains, and its result.
-
-Every scheme takes its models (or model factories) first, then ``train`` and ``validation_data``,
-then the same keyword-only training options, ``OPTIONS`` (see ``keras_kd.schemes``). ``settings``
-checks them together and returns one ``Settings`` value, which makes each model's optimizer and
-distillation losses, compiles plain models, and fits any model or Distiller the same way. Every
-scheme returns one ``SchemeResult``.
+"""The training options every scheme shares, validated before anything trains, and its result:
+every scheme takes its models (or model factories) first, then ``train`` and ``validation_data``,
+then the same keyword-only training options, ``OPTIONS``. ``settings`` checks them and returns one
+``Settings``, which makes each model's optimizer and losses, compiles and fits every model the same
+way. Every scheme returns one ``SchemeResult``.
 """
 
 import dataclasses
@@ -35,6 +33,8 @@ OPTIONS = {
 @dataclasses.dataclass(frozen=True)
 class SchemeResult:
     """What every scheme returns: the trained models, their histories and the scheme's own extras.
+
+    Paper: the schemes' own (see each scheme); this is their common result.
 
     Attributes:
         models: The trained models in training order (generations, assistants then the student,
