@@ -49,7 +49,7 @@ from absl import flags
 
 import keras_kd as kd
 from examples import common_flags
-from examples.models import make_mlp, make_student, make_teacher
+from examples.models import make_mlp, make_small_cnn, make_student, make_teacher
 from examples.regimes_table import ROW_ORDER, summarize
 from keras_kd import keras, recipes
 from keras_kd._compat import tf
@@ -121,16 +121,6 @@ flags.register_validator(
     message=f"--regime_methods must be names from {list(METHODS)}",
     flag_values=FLAGS,
 )
-
-
-def make_small_cnn(input_shape, num_classes):
-    """The suite's ~0.1M-MAC CNN student: two stride-2 convolutions, a 32-unit layer, logits."""
-    inputs = keras.Input(input_shape)
-    x = keras.layers.Conv2D(8, 3, 2, padding="same", activation="relu", name="s_block1")(inputs)
-    x = keras.layers.Conv2D(16, 3, 2, padding="same", activation="relu", name="s_block2")(x)
-    x = keras.layers.Flatten(name="s_flatten")(x)
-    x = keras.layers.Dense(32, activation="relu", name="s_dense")(x)
-    return keras.Model(inputs, keras.layers.Dense(num_classes, name="s_logits")(x), name="cnn")
 
 
 def _student(kind, input_shape, classes):

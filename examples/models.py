@@ -20,13 +20,15 @@ def _conv(input_shape):
     )
 
 
-def make_teacher(input_shape, num_classes, width=64):
+def make_teacher(input_shape, num_classes, width=64, batch_norm=False):
     """A CNN teacher: two convolution blocks with pooling, a 128-unit dense layer, logits out.
 
     Args:
         input_shape: Shape of one example, ``(H, W, C)`` or ``(L, C)``.
         num_classes: Number of output logits.
         width: Filters of the first block (the second has twice as many).
+        batch_norm: Batch normalization (Ioffe & Szegedy 2015) after each convolution, for a
+            stronger teacher trained longer with augmentation.
 
     Returns:
         An uncompiled functional ``keras.Model`` named ``teacher``.
@@ -38,10 +40,18 @@ def make_teacher(input_shape, num_classes, width=64):
         >>> teacher = make_teacher((8, 8, 1), 10)
     """
     conv, pool, _ = _conv(input_shape)
+
+    def block(x, filters, name):
+        if not batch_norm:
+            return conv(filters, 3, padding="same", activation="relu", name=name)(x)
+        x = conv(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+        x = keras.layers.BatchNormalization(name=f"{name}_norm")(x)
+        return keras.layers.ReLU(name=name)(x)
+
     inputs = keras.Input(input_shape)
-    x = conv(width, 3, padding="same", activation="relu", name="t_block1")(inputs)
+    x = block(inputs, width, "t_block1")
     x = pool(2, name="t_pool1")(x)
-    x = conv(2 * width, 3, padding="same", activation="relu", name="t_block2")(x)
+    x = block(x, 2 * width, "t_block2")
     if min(x.shape[1:-1]) >= 4:
         x = pool(2, name="t_pool2")(x)
     x = keras.layers.Flatten(name="t_flatten")(x)
@@ -78,6 +88,36 @@ def make_student(input_shape, num_classes, width=16):
     return keras.Model(inputs, outputs, name="student")
 
 
+def make_small_cnn(input_shape, num_classes, width=8):
+    """A ~0.1M-MAC CNN student: two stride-2 convolutions, a 32-unit layer, logits out.
+
+    On 28x28 images with ``width=8`` it has 96k MACs and 27k parameters: an int8 file for a
+    watch (``examples/configs/watch_fashion.cfg``) and the CNN student of
+    ``examples/benchmark_regimes.py``.
+
+    Args:
+        input_shape: Shape of one example, ``(H, W, C)``.
+        num_classes: Number of output logits.
+        width: Filters of the first convolution (the second has twice as many).
+
+    Returns:
+        An uncompiled functional ``keras.Model`` named ``cnn``.
+
+    Example:
+        >>> student = make_small_cnn((28, 28, 1), 10)
+    """
+    inputs = keras.Input(input_shape)
+    conv = keras.layers.Conv2D
+    x = conv(width, 3, 2, padding="same", activation="relu", name="s_block1")(inputs)
+    x = conv(2 * width, 3, 2, padding="same", activation="relu", name="s_block2")(x)
+    x = keras.layers.Flatten(name="s_flatten")(x)
+    x = keras.layers.Dense(32, activation="relu", name="s_dense")(x)
+    return keras.Model(inputs, keras.layers.Dense(num_classes, name="s_logits")(x), name="cnn")
+
+
+STUDENTS = {"gap_cnn": make_student, "small_cnn": make_small_cnn}
+
+
 def make_mlp(input_shape, num_classes, hidden=100):
     """An MLP student: flatten, two ReLU layers of ``hidden`` units, logits out (Greydanus 2020's MLP).
 
@@ -112,10 +152,14 @@ def train_teacher(
     num_classes=None,
     path=None,
     callbacks=None,
+    augment=False,
+    batch_norm=False,
 ):
     """The example CNN teacher (``make_teacher``) trained on ``(x, y)``, or loaded from ``path``.
 
-    Training is ``keras_kd.recipes.train_classifier`` with a constant learning rate. With ``path``,
+    Training is ``keras_kd.recipes.train_classifier``: a constant learning rate, or with
+    ``augment`` random shifts and flips (``keras_kd.recipes.image_augmentation``) and a cosine
+    decay, for a stronger teacher in more epochs. With ``path``,
     an existing file there is loaded (``keras_kd.load_model``, compiled) instead of training, and a
     newly trained teacher is saved there (``keras_kd.resilience.save_model_atomically``).
 
@@ -131,6 +175,8 @@ def train_teacher(
         num_classes: Number of logits; ``None``: ``max(y) + 1``.
         path: A ``.keras`` file caching the teacher, or ``None``.
         callbacks: Keras callbacks of the training, or ``None``.
+        augment: Train on augmented views with a cosine learning-rate decay.
+        batch_norm: Batch normalization in the teacher (``make_teacher``).
 
     Returns:
         The trained teacher, compiled with accuracy.
@@ -143,7 +189,7 @@ def train_teacher(
     if seed is not None:
         keras.utils.set_random_seed(seed)
     classes = int(y.max()) + 1 if num_classes is None else num_classes
-    teacher = make_teacher(x.shape[1:], classes, width=width)
+    teacher = make_teacher(x.shape[1:], classes, width=width, batch_norm=batch_norm)
     kd.recipes.train_classifier(
         teacher,
         x,
@@ -151,8 +197,9 @@ def train_teacher(
         epochs,
         batch_size,
         learning_rate,
+        augment=augment,
         verbose=verbose,
-        schedule="constant",
+        schedule="cosine" if augment else "constant",
         callbacks=callbacks,
     )
     if path:

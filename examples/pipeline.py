@@ -48,6 +48,7 @@ import keras_kd as kd
 from examples import common_flags, methods
 from examples.pipeline_report import deploy, report_stage
 from examples.pipeline_stages import StageRunner
+from examples.models import STUDENTS
 from examples.pipeline_training import TrainingStages
 
 FLAGS = flags.FlagValues()
@@ -163,6 +164,27 @@ flags.DEFINE_string(
     "Write TensorBoard logs (every loss term, sparsity, final metrics).",
     flag_values=FLAGS,
 )
+flags.DEFINE_enum(
+    "pipeline_student",
+    "gap_cnn",
+    list(STUDENTS),
+    "Student architecture of every candidate: gap_cnn (examples.models.make_student: two blocks "
+    "with pooling, global average pooling) or small_cnn (make_small_cnn: two stride-2 "
+    "convolutions and a 32-unit layer, ~0.1M MACs on 28x28), at --student_width.",
+    flag_values=FLAGS,
+)
+flags.DEFINE_bool(
+    "pipeline_teacher_augment",
+    False,
+    "Train the teacher on random shifts and flips with a cosine learning-rate decay.",
+    flag_values=FLAGS,
+)
+flags.DEFINE_bool(
+    "pipeline_teacher_batch_norm",
+    False,
+    "Batch normalization after each teacher convolution.",
+    flag_values=FLAGS,
+)
 flags.DEFINE_bool("pipeline_force", False, "Run every stage, even up-to-date.", flag_values=FLAGS)
 
 
@@ -212,7 +234,10 @@ def run(
     model=None,
     teacher_epochs=20,
     teacher_width=32,
+    teacher_augment=False,
+    teacher_batch_norm=False,
     epochs=30,
+    student="gap_cnn",
     student_width=16,
     batch_size=64,
     learning_rate=3e-3,
@@ -262,9 +287,18 @@ def run(
         logit_loss=logit_loss,
         temperature=temperature,
         alpha=alpha,
+        student=student,
     )
     training.data(dataset, train_size)
-    training.teacher(model, teacher_epochs, teacher_width, learning_rate, unsafe_deserialization)
+    training.teacher(
+        model,
+        teacher_epochs,
+        teacher_width,
+        learning_rate,
+        unsafe_deserialization,
+        augment=teacher_augment,
+        batch_norm=teacher_batch_norm,
+    )
     training.scratch(epochs, student_width, learning_rate)
     distilled = [*pipeline_methods, *pipeline_schemes]
     for name in distilled:

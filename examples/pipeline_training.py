@@ -10,7 +10,7 @@ import numpy as np
 
 import keras_kd as kd
 from examples import compress_recipes, methods
-from examples.models import make_student, train_teacher
+from examples.models import STUDENTS, train_teacher
 from examples.pipeline_stages import file_hash, save_json
 from keras_kd import compress, keras, report
 
@@ -48,13 +48,28 @@ class TrainingStages:
         logit_loss: One of ``LOGIT_LOSSES``.
         temperature: Temperature of the logit term.
         alpha: Weight of the hard-label loss.
+        student: The students' architecture, a key of ``examples.models.STUDENTS``.
     """
 
     LOGIT_LOSSES = ("dist", "kd", "kd_standardized")
 
     def __init__(
-        self, runner, seed, batch_size, verbose, tensorboard_dir, logit_loss, temperature, alpha
+        self,
+        runner,
+        seed,
+        batch_size,
+        verbose,
+        tensorboard_dir,
+        logit_loss,
+        temperature,
+        alpha,
+        student="gap_cnn",
     ):
+        if student not in STUDENTS:
+            raise ValueError(
+                f"student must be one of {list(STUDENTS)}, received: student={student!r}"
+            )
+        self.student = student
         if logit_loss not in self.LOGIT_LOSSES:
             raise ValueError(
                 f"logit_loss must be one of {list(self.LOGIT_LOSSES)}, received: "
@@ -122,8 +137,13 @@ class TrainingStages:
             self.arrays = tuple(arrays[k] for k in ("x", "y", "x_test", "y_test"))
         self.classes = int(max(self.arrays[1].max(), self.arrays[3].max())) + 1
 
-    def teacher(self, model, epochs, width, learning_rate, unsafe=False):
-        """Trains the teacher (or loads ``model`` with ``kd.load_model(model, unsafe=unsafe)``)."""
+    def teacher(
+        self, model, epochs, width, learning_rate, unsafe=False, augment=False, batch_norm=False
+    ):
+        """Trains the teacher (or loads ``model`` with ``kd.load_model(model, unsafe=unsafe)``).
+
+        ``augment`` and ``batch_norm`` are ``examples.models.train_teacher``'s.
+        """
         x, y, x_test, y_test = self.arrays
 
         def build():
@@ -133,7 +153,8 @@ class TrainingStages:
                 fit = self._fit_args("teacher", epochs)
                 teacher = train_teacher(
                     x, y, epochs, width, self.batch_size, learning_rate, self.verbose, self.seed,
-                    self.classes, callbacks=fit["callbacks"],
+                    self.classes, callbacks=fit["callbacks"], augment=augment,
+                    batch_norm=batch_norm,
                 )  # fmt: skip
             self.models["teacher"] = teacher
             kd.resilience.save_model_atomically(teacher, self.runner.path("models/teacher.keras"))
@@ -146,17 +167,24 @@ class TrainingStages:
             self.facts.append(("teacher", f"loaded from {model}"))
         else:
             settings.update(epochs=epochs, width=width, lr=learning_rate)
-            self.facts.append(("teacher", f"{epochs} epochs, width {width}"))
+            fact = f"{epochs} epochs, width {width}"
+            if augment or batch_norm:  # only then in the key: earlier runs stay up to date
+                settings.update(augment=augment, batch_norm=batch_norm)
+                fact += ", batch norm" * batch_norm + ", shifts and flips, cosine decay" * augment
+            self.facts.append(("teacher", fact))
         self.runner.run("teacher", settings, ["models/teacher.keras"], build, _keras_figure)
 
     def _student_settings(self, epochs, width, learning_rate):
         data = self.runner.fingerprint("data")
-        return {"data": data, "seed": self.seed, "width": width, "lr": learning_rate,
-                "epochs": epochs, "batch_size": self.batch_size}  # fmt: skip
+        settings = {"data": data, "seed": self.seed, "width": width, "lr": learning_rate,
+                    "epochs": epochs, "batch_size": self.batch_size}  # fmt: skip
+        if self.student != "gap_cnn":  # only then in the key: earlier runs stay up to date
+            settings["student"] = self.student
+        return settings
 
     def _initial_student(self, width):
         keras.utils.set_random_seed(self.seed + 1)
-        return make_student(self.arrays[0].shape[1:], self.classes, width=width)
+        return STUDENTS[self.student](self.arrays[0].shape[1:], self.classes, width=width)
 
     def _save(self, name, model, history):
         self.models[name] = model
@@ -169,7 +197,7 @@ class TrainingStages:
         x, y = self.arrays[:2]
         self.facts.append(
             ("students", f"{epochs} epochs, Adam {learning_rate:g}, batch {self.batch_size}, "
-             f"width {width}, seed {self.seed}")
+             f"{self.student} width {width}, seed {self.seed}")
         )  # fmt: skip
 
         def build():
