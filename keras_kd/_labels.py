@@ -5,8 +5,8 @@ An unlabeled row has the sparse label ``-1`` (``keras_kd.data.UNLABELED``) or an
 
 import numpy as np
 
-from keras_kd._checks import loss_text
 from keras_kd._compat import keras, tf
+from keras_kd._distiller_checks import loss_text
 
 
 def is_one_hot(y, logits):

@@ -14,6 +14,7 @@ import time
 import numpy as np
 from absl import logging
 
+from keras_kd._checks import check_positive_int
 from keras_kd._compat import tf
 from keras_kd.teachers.foreign import ForeignTeacher
 
@@ -132,12 +133,7 @@ class TeacherCache:
             raise ValueError(
                 f'cache_dtype must be "float16" or "float32", received: cache_dtype={dtype!r}'
             )
-        if top_k is not None and (
-            isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1
-        ):
-            raise ValueError(
-                f"cache_top_k must be None or an integer >= 1, received: cache_top_k={top_k!r}"
-            )
+        top_k = check_positive_int("cache_top_k", top_k, optional=True)
         self._teacher_fn = tf.function(teacher_fn, reduce_retracing=True)
         self._teachers = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
         self.dtype, self.top_k, self.cache_dir = dtype, top_k, cache_dir

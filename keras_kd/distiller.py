@@ -1,29 +1,30 @@
 """The Distiller: a Keras model that trains a student from labels and a frozen teacher."""
 
-from keras_kd import _labels, cache, model_callbacks, nonfinite, replay, resilience, teacher_stage
-from keras_kd._checks import (
-    check_alpha,
+from keras_kd import _labels, cache, replay, resilience, teacher_stage
+from keras_kd._checks import check_fraction
+from keras_kd._compat import keras, tf
+from keras_kd._distiller_checks import (
     check_augment,
     check_hard_loss,
+    check_logits_model,
     check_loss_weights,
     check_losses,
-    check_model,
     check_optimizer,
     check_pairs,
     check_teachers,
     output_shape,
     prepare_losses,
 )
-from keras_kd._compat import keras, tf
 from keras_kd.features import FeatureTap, paired_layers, teacher_tap
 from keras_kd.losses import FeatureLoss
 from keras_kd.losses._ops import ensemble_logits
 from keras_kd.teachers import precision
 from keras_kd.teachers import resolve as teachers_config
+from keras_kd.training_step import StepOutputs, TrainingStep
 
 
 @keras.utils.register_keras_serializable(package="keras_kd")
-class Distiller(keras.Model):
+class Distiller(TrainingStep):
     """Trains ``student`` on the hard labels and on distillation losses against a frozen ``teacher``.
 
     Each training step runs the teacher once in inference mode outside the gradient tape, runs the
@@ -121,7 +122,7 @@ class Distiller(keras.Model):
     ):
         kwargs.setdefault("name", "distiller")
         super().__init__(**kwargs)
-        check_model("student", student)
+        check_logits_model("student", student)
         teachers = check_teachers(teacher, student)
         self.student = student
         self.teacher = teachers[0] if len(teachers) == 1 else teachers
@@ -131,12 +132,13 @@ class Distiller(keras.Model):
             default_losses, default_alpha = defaults(len(teachers))
             losses = default_losses if losses is None else losses
             alpha = default_alpha if alpha is None else alpha
-        self.alpha = check_alpha(alpha)
+        self.alpha = check_fraction("alpha", alpha, "[0, 1]")
         self.distillation_losses = check_losses(losses, len(teachers))
         check_pairs(self.distillation_losses, teachers, student)
         self.loss_weights = check_loss_weights(
             loss_weights, len(self.distillation_losses), self.alpha
         )
+        self._track(terms=["hard_loss", *(loss.name for loss in self.distillation_losses)])
         self._teacher_tap = teacher_tap(teachers, self.distillation_losses)
         student_layers = paired_layers(self.distillation_losses, 1)
         self._student_tap = FeatureTap(student, student_layers, role="student")
@@ -164,20 +166,8 @@ class Distiller(keras.Model):
         self.replay = views and replay.from_cache(
             self._teacher_cache, self.augment, views, self.replay_seed
         )
-        self.nonfinite_guard = nonfinite.NonFiniteGuard()  # not trackable: no weights of ours
-        self._loss_tracker = keras.metrics.Mean(name="loss")
-        self._hard_tracker = keras.metrics.Mean(name="hard_loss")
-        self._term_trackers = [
-            keras.metrics.Mean(name=loss.name) for loss in self.distillation_losses
-        ]
         # Both models are built; nothing of the Distiller's own waits for a first call.
         self.built = True
-
-    @property
-    def metrics(self):
-        compiled = getattr(self, "compiled_metrics", None)
-        extra = compiled.metrics if compiled is not None else []
-        return [self._loss_tracker, self._hard_tracker, *self._term_trackers, *extra]
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
         """Configures training like ``keras.Model.compile``; ``loss`` is the hard-label loss.
@@ -200,14 +190,16 @@ class Distiller(keras.Model):
     def compile_from_config(self, config):
         """Recompiles from ``get_compile_config()`` when a saved Distiller is loaded."""
         self.compile(**keras.saving.deserialize_keras_object(config))
-        self.optimizer.build(self._trainable_for_distillation())
+        self.optimizer.build(self._step_variables())
 
     def call(self, inputs, training=None):
         return self.student(inputs, training=training)
 
-    def train_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    def _step_inputs(self, x, training):
+        """The teacher's outputs, outside the tape: stored (cache, replay) or from a live pass."""
         x, stored = cache.split_batch(x)
+        if not training:
+            return x, None
         if self.augment is not None and stored is None:  # replayed views come drawn
             # Once per batch: teacher and student see the same view.
             x = self.augment(x, training=True)
@@ -217,30 +209,25 @@ class Distiller(keras.Model):
             teacher_logits, teacher_features = self._teacher_tap(x, training=False)
         teacher_logits = tf.stop_gradient(teacher_logits)
         teacher_features = tf.nest.map_structure(tf.stop_gradient, teacher_features)
-        with tf.GradientTape() as tape:
-            student_logits, student_features = self._student_tap(x, training=True)
-            total, report = self._total_loss(
-                y, sample_weight, teacher_logits, teacher_features, student_logits, student_features
-            )
-        self.nonfinite_guard.minimize(
-            self.optimizer, total, self._trainable_for_distillation(), tape
-        )
-        return self._update_metrics(y, sample_weight, student_logits, report)
+        return x, (teacher_logits, teacher_features)
 
-    def _total_loss(self, y, sample_weight, t_logits, t_features, s_logits, s_features):
-        """Returns the replica-scaled total to differentiate and the unscaled terms to report."""
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        report = {}
-        total = tf.constant(0.0)
+    def _step_terms(self, x, y, sample_weight, targets, training):
+        """The hard loss and each distillation term; ``evaluate`` scores the hard loss alone."""
+        if not training:
+            logits = self.student(x, training=False)
+            # With alpha=0, compile(loss=None) is allowed and there is no hard loss to report.
+            if y is None or not self.loss:
+                return StepOutputs([], logits)
+            return StepOutputs([(None, 1.0, self.hard_term(y, logits, sample_weight))], logits)
+        t_logits, t_features = targets
+        s_logits, s_features = self._student_tap(x, training=True)
+        terms = []
         if self.alpha > 0:
             if y is None:
                 raise ValueError(
                     f"alpha={self.alpha} > 0 needs labels, but the data has none; pass y or set alpha=0"
                 )
-            hard = _labels.hard_loss(self.compiled_loss, y, s_logits, sample_weight)
-            hard = _check_finite(hard, "hard_loss")  # total depends on every check
-            report["hard_loss"] = hard * replicas
-            total += self.alpha * hard
+            terms.append(("hard_loss", self.alpha, self.hard_term(y, s_logits, sample_weight)))
         teachers = tf.unstack(t_logits, axis=1) if isinstance(self.teacher, list) else [t_logits]
         for loss, weight in zip(self.distillation_losses, self.loss_weights):
             kwargs = {}
@@ -251,62 +238,20 @@ class Distiller(keras.Model):
                 args = (loss.ensemble(teachers), s_logits)
                 if loss.uses_labels:  # the ensemble's top-1 where an example has no label
                     kwargs["labels"] = _labels.sparse_labels(y, ensemble_logits(teachers))
-            term = _check_finite(tf.cast(loss(*args, **kwargs), tf.float32), loss.name)
-            report[loss.name] = term
-            total += weight * term / replicas
-        if self.student.losses:
-            regularization = tf.cast(tf.add_n(self.student.losses), tf.float32)
-            total += _check_finite(regularization, "regularization") / replicas
-        report["loss"] = total * replicas
-        return total, report
+            terms.append((loss.name, weight, loss(*args, **kwargs)))
+        return StepOutputs(terms, s_logits)
 
-    def _trainable_for_distillation(self):
+    def _step_variables(self):
         variables = list(self.student.trainable_variables)
         for loss in self.distillation_losses:
             variables.extend(loss.trainable_variables)
         return variables
 
-    def _update_metrics(self, y, sample_weight, student_logits, report):
-        # Batch means weighted by batch size, as Keras does, so that epoch values are example means.
-        batch = tf.cast(tf.shape(student_logits)[0], tf.float32)
-        self._loss_tracker.update_state(report["loss"], sample_weight=batch)
-        if "hard_loss" in report:
-            self._hard_tracker.update_state(report["hard_loss"], sample_weight=batch)
-        for loss, tracker in zip(self.distillation_losses, self._term_trackers):
-            tracker.update_state(report[loss.name], sample_weight=batch)
-        logs = {"loss": self._loss_tracker.result()}
-        if "hard_loss" in report:
-            logs["hard_loss"] = self._hard_tracker.result()
-        logs.update({t.name: t.result() for t in self._term_trackers})
-        if y is not None and self.compiled_metrics is not None:
-            labeled = _labels.labeled_mask(y, student_logits)
-            if sample_weight is not None:
-                labeled *= tf.cast(tf.reshape(sample_weight, [-1]), tf.float32)
-            if not _labels.is_one_hot(y, student_logits):
-                y = tf.maximum(y, tf.zeros_like(y))  # unlabeled rows carry zero weight
-            self.compiled_metrics.update_state(y, student_logits, labeled)
-            logs.update({m.name: m.result() for m in self.compiled_metrics.metrics})
-        return logs
+    def _step_regularization(self):
+        return self.student.losses  # not the teacher's
 
-    def test_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        x, _ = cache.split_batch(x)  # a validation_split of cached inputs
-        logits = self.student(x, training=False)
-        logs = {}
-        # With alpha=0, compile(loss=None) is allowed and there is no hard loss to report.
-        if y is not None and self.loss:
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            hard = tf.cast(self.compiled_loss(y, logits, sample_weight), tf.float32) * replicas
-            if self.student.losses:
-                hard += tf.cast(tf.add_n(self.student.losses), tf.float32)
-            self._loss_tracker.update_state(
-                hard, sample_weight=tf.cast(tf.shape(logits)[0], tf.float32)
-            )
-            logs["loss"] = self._loss_tracker.result()
-        if y is not None and self.compiled_metrics is not None:
-            self.compiled_metrics.update_state(y, logits, sample_weight)
-            logs.update({m.name: m.result() for m in self.compiled_metrics.metrics})
-        return logs
+    def _guarded_layers(self):
+        return [self.student, *self.distillation_losses]
 
     def fit(self, x=None, y=None, **kwargs):
         """Trains like ``keras.Model.fit``, composing these stages (each usable alone) in order:
@@ -334,15 +279,12 @@ class Distiller(keras.Model):
         """
         seen = teacher_stage.as_student_sees(self.augment, x)  # e.g. RandomCrop changes the shape
         _labels.check_fit_data(seen, y, self.student, getattr(self, "loss", None), self.alpha)
-        callbacks = model_callbacks.add_required_callbacks(self.student, kwargs.get("callbacks"))
+        callbacks = self._required_callbacks(kwargs.get("callbacks"))
         kwargs["callbacks"] = resilience.resume_from_backup(
             self, x, callbacks, kwargs.get("initial_epoch", 0)
         )
-        distributed = self._distribution_strategy is not None
-        self.nonfinite_guard.watch(self.student, *self.distillation_losses, distributed=distributed)
         x, y, kwargs = teacher_stage.teacher_stage(self, x, y, kwargs)
-        with self.nonfinite_guard.stopping():
-            return super().fit(x, y, **kwargs)
+        return self._guarded_fit(x, y, **kwargs)
 
     def save_student(self, filepath, **kwargs):
         """Saves the student alone (never the teacher) with ``keras.Model.save``, atomically.
@@ -390,6 +332,3 @@ class Distiller(keras.Model):
         if config.get("augment") is not None:
             config["augment"] = deserialize(config["augment"], custom_objects=custom_objects)
         return cls(**config)
-
-
-_check_finite = nonfinite.check_finite

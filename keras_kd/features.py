@@ -10,6 +10,7 @@ step with every tap. A subclassed model has no graph to tap; it exposes its feat
 and the names in that dict are the layer names that losses refer to in ``pairs``.
 """
 
+from keras_kd._checks import is_graph_model
 from keras_kd._compat import keras, tf
 from keras_kd.losses import FeatureLoss
 from keras_kd.teachers.foreign import ForeignTeacher
@@ -44,7 +45,7 @@ class FeatureTap:
             return
         if hasattr(model, "call_with_features"):
             return
-        if not getattr(model, "_is_graph_network", False):
+        if not is_graph_model(model):
             raise ValueError(
                 f"{role} model {model.name!r} is a subclassed model, so its layers cannot be tapped "
                 f"for {self.layer_names}; define call_with_features(inputs, training) returning "

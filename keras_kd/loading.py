@@ -15,6 +15,7 @@ import os
 import shutil
 import zipfile
 
+from keras_kd._checks import check_bool
 from keras_kd._compat import keras
 from keras_kd._keras3 import import_keras3
 
@@ -52,8 +53,7 @@ def load_model(path, unsafe=False, compile=False, custom_objects=None):
         >>> teacher = kd.load_model("teacher.keras")  # Keras 3 or tf_keras, pruned or not
         >>> risky = kd.load_model("lambda_model.h5", unsafe=True)  # only for trusted files
     """
-    if not isinstance(unsafe, bool):  # a truthy string such as "no" must not turn safety off
-        raise ValueError(f"unsafe must be True or False, received: unsafe={unsafe!r}")
+    check_bool("unsafe", unsafe)  # a truthy string such as "no" must not turn safety off
     path = os.fspath(path)
     keras_version, configs = _read(path)
     if not unsafe:

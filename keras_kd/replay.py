@@ -18,7 +18,6 @@ The epoch stream is one ``tf.data`` pipeline over all epochs whose epoch ``e`` i
 import hashlib
 import json
 import math
-import numbers
 import os
 import time
 
@@ -26,6 +25,7 @@ import numpy as np
 from absl import logging
 
 from keras_kd import cache
+from keras_kd._checks import check_positive_int
 from keras_kd._compat import tf
 from keras_kd.data import views as views_lib
 
@@ -34,24 +34,10 @@ PARTNERS, COEFFICIENTS = "partners", "coefficients"
 
 def check_replay(replay_views, replay_seed, augment, cache_teacher):
     """Checks the Distiller's replay arguments; returns ``(views, seed)`` or ``(None, seed)``."""
-    if (
-        isinstance(replay_seed, bool)
-        or not isinstance(replay_seed, numbers.Integral)
-        or replay_seed < 0
-    ):
-        raise ValueError(
-            f"replay_seed must be an integer >= 0, received: replay_seed={replay_seed!r}"
-        )
-    if replay_views is None:
-        return None, int(replay_seed)
-    if (
-        isinstance(replay_views, bool)
-        or not isinstance(replay_views, numbers.Integral)
-        or replay_views < 1
-    ):
-        raise ValueError(
-            f"replay_views must be None or an integer >= 1, received: replay_views={replay_views!r}"
-        )
+    seed = check_positive_int("replay_seed", replay_seed, minimum=0)
+    views = check_positive_int("replay_views", replay_views, optional=True)
+    if views is None:
+        return None, seed
     if augment is None:
         raise ValueError(
             "replay_views replays views of the augment layer, so it needs augment=<layer>, "
@@ -64,7 +50,7 @@ def check_replay(replay_views, replay_seed, augment, cache_teacher):
             "cache_teacher=False"
         )
     views_lib.view_plan(augment)  # refuses a layer it cannot replay, before anything trains
-    return int(replay_views), int(replay_seed)
+    return views, seed
 
 
 class ReplayCache(cache.TeacherCache):

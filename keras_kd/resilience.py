@@ -36,6 +36,7 @@ import time
 
 from absl import logging
 
+from keras_kd._checks import check_bool, check_positive_int
 from keras_kd._compat import keras, tf
 
 __all__ = [
@@ -74,8 +75,7 @@ def enable_determinism(seed):
         >>> keras_kd.resilience.enable_determinism(0)
         >>> teacher, student = make_teacher(...), make_student(...)  # after seeding
     """
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, received: seed={seed!r}")
+    seed = check_positive_int("seed", seed, minimum=0)
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
     return seed
@@ -123,11 +123,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
             raise ValueError(
                 f'save_freq must be "epoch" or an integer >= 1, received: save_freq={save_freq!r}'
             )
-        if not isinstance(delete_checkpoint, bool):
-            raise ValueError(
-                "delete_checkpoint must be True or False, received: "
-                f"delete_checkpoint={delete_checkpoint!r}"
-            )
+        check_bool("delete_checkpoint", delete_checkpoint)
         super().__init__(os.fspath(backup_dir), save_freq, delete_checkpoint)
         # Array inputs run one iterator through all epochs; a tf.data.Dataset gets a new one per
         # epoch. ``resume_from_backup`` sets this from the input; without it, it stays True.

@@ -7,6 +7,7 @@ Layer names, input names and shared layers are kept, so feature pairs name the s
 sides. Nested models are converted recursively.
 """
 
+from keras_kd._checks import is_graph_model
 from keras_kd._compat import keras, tf
 from keras_kd._keras3 import import_keras3, is_keras3_model
 from keras_kd.bridge import _layers
@@ -114,7 +115,7 @@ def _is_functional(model, source):
         from keras.src.models.functional import Functional
 
         return isinstance(model, Functional)
-    return bool(getattr(model, "_is_graph_network", False))
+    return is_graph_model(model)
 
 
 def _check_built(model, source):

@@ -27,10 +27,8 @@ __all__ = [
     "QuantizeAnnotate",
     "QuantizeWrapper",
     "SafeModeScope",
-    "check_fraction",
     "check_layer_names",
-    "check_model",
-    "check_positive_int",
+    "check_supported",
     "clone_with",
     "copy_model",
     "has_wrapper",
@@ -43,42 +41,6 @@ __all__ = [
 QuantizeWrapper = tfmot.quantization.keras.QuantizeWrapper
 # tf_keras 2.21 does not export its safe-mode switch either.
 SafeModeScope = keras.src.saving.serialization_lib.SafeModeScope
-
-
-def check_model(model, fn):
-    """Raises unless ``model`` is a built Sequential or functional Keras model."""
-    if not isinstance(model, keras.Model):
-        raise TypeError(
-            f"{fn} needs a keras.Model (from keras_kd import keras), received: model={model!r}"
-        )
-    if not getattr(model, "_is_graph_network", False) and not isinstance(model, keras.Sequential):
-        raise ValueError(
-            f"{fn} needs a Sequential or functional model (rebuild it with keras.Input(...) and layer "
-            "calls so that its layers can be rewritten), received: "
-            f"model={model.name!r}, a subclassed model"
-        )
-    if not model.built:
-        raise ValueError(
-            f"{fn} needs a built model (give it an Input layer or call build() first), received: "
-            f"model={model.name!r} with no input shape"
-        )
-    return model
-
-
-def check_fraction(name, value, upper_inclusive=False):
-    """Raises unless ``value`` is a number in [0, 1) (or [0, 1])."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    ok = ok and 0 <= value <= 1 and (upper_inclusive or value < 1)
-    if not ok:
-        bound = "]" if upper_inclusive else ")"
-        raise ValueError(f"{name} must be a number in [0, 1{bound}, received: {name}={value!r}")
-    return float(value)
-
-
-def check_positive_int(name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, received: {name}={value!r}")
-    return value
 
 
 def check_layer_names(model, layers, fn, arg="layers"):
@@ -96,6 +58,35 @@ def check_layer_names(model, layers, fn, arg="layers"):
             f"({known}), received: {arg}={sorted(names)}"
         )
     return names
+
+
+def check_supported(model, names, verb, registry, base, base_name, method):
+    """Returns the selected layers of ``model``, or raises naming each one tfmot cannot ``verb``.
+
+    Args:
+        model: The model whose layers are selected: every layer but inputs, or those in ``names``.
+        names: A set of layer names, or None for every layer.
+        verb: What tfmot would do ("prune", "cluster"), for the message.
+        registry: The tfmot registry whose ``supports(layer)`` lists the built-in layers.
+        base: The tfmot class a user's layer subclasses to be supported, and ``base_name`` its
+            public path, with ``method`` the method it defines, for the message.
+    """
+    selected = [
+        layer
+        for layer in model.layers
+        if not isinstance(layer, keras.layers.InputLayer) and (names is None or layer.name in names)
+    ]
+    unsupported = [
+        layer for layer in selected if not isinstance(layer, base) and not registry.supports(layer)
+    ]
+    if unsupported:
+        others = [layer.name for layer in selected if layer not in unsupported]
+        raise ValueError(
+            f"tfmot cannot {verb} layer(s) {layer_kinds(unsupported)}. "
+            f"Leave them out with layers={others}, or make the layer class a "
+            f"{base_name} (define {method})."
+        )
+    return selected
 
 
 def copy_model(model):

@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow_model_optimization as tfmot  # noqa: E402  (after _compat: tfmot needs tf_keras)
 
-from keras_kd._compat import keras
+from keras_kd._checks import check_bool, check_choice, check_model, check_positive_int
 from keras_kd.compress import _common
 
 _Init = tfmot.clustering.keras.CentroidInitialization
@@ -49,34 +49,20 @@ def cluster(model, clusters, init="kmeans_plus_plus", layers=None, preserve_spar
         >>> # ... train (e.g. keras_kd.Distiller(student=clustered, ...).fit(...)), then:
         >>> small = keras_kd.compress.strip(clustered)
     """
-    _common.check_model(model, "cluster")
-    _common.check_positive_int("clusters", clusters, minimum=2)
-    if init not in CENTROID_INITS:
-        raise ValueError(f"init must be one of {sorted(CENTROID_INITS)}, received: init={init!r}")
-    if not isinstance(preserve_sparsity, bool):
-        raise ValueError(
-            "preserve_sparsity must be True or False, received: "
-            f"preserve_sparsity={preserve_sparsity!r}"
-        )
+    check_model("model", model, graph=True, caller="cluster")
+    check_positive_int("clusters", clusters, minimum=2)
+    check_choice("init", init, sorted(CENTROID_INITS))
+    check_bool("preserve_sparsity", preserve_sparsity)
     names = _common.check_layer_names(model, layers, "cluster")
-    selected = [
-        layer
-        for layer in model.layers
-        if not isinstance(layer, keras.layers.InputLayer) and (names is None or layer.name in names)
-    ]
-    unsupported = [
-        layer
-        for layer in selected
-        if not isinstance(layer, tfmot.clustering.keras.ClusterableLayer)
-        and not _common.ClusteringRegistry.supports(layer)
-    ]
-    if unsupported:
-        others = [layer.name for layer in selected if layer not in unsupported]
-        raise ValueError(
-            f"tfmot cannot cluster layer(s) {_common.layer_kinds(unsupported)}. "
-            f"Leave them out with layers={others}, or make the layer class a "
-            "tfmot.clustering.keras.ClusterableLayer (define get_clusterable_weights)."
-        )
+    _common.check_supported(
+        model,
+        names,
+        "cluster",
+        _common.ClusteringRegistry,
+        tfmot.clustering.keras.ClusterableLayer,
+        "tfmot.clustering.keras.ClusterableLayer",
+        "get_clusterable_weights",
+    )
     params = {
         "number_of_clusters": clusters,
         "cluster_centroids_init": CENTROID_INITS[init],

@@ -10,6 +10,7 @@ callbacks they need (``keras_kd.compress.training_callbacks``): its own ``fit`` 
 import numpy as np
 import tensorflow_model_optimization as tfmot  # noqa: E402  (after _compat: tfmot needs tf_keras)
 
+from keras_kd._checks import check_choice, check_fraction, check_model, check_positive_int
 from keras_kd._compat import keras, tf
 from keras_kd.compress import _common, callbacks, pruning, stripping
 
@@ -34,7 +35,7 @@ class HoldMask(tfmot.sparsity.keras.PruningSchedule):
     """
 
     def __init__(self, sparsity):
-        self.sparsity = _common.check_fraction("sparsity", sparsity)
+        self.sparsity = check_fraction("sparsity", sparsity)
 
     def __call__(self, step):
         return tf.constant(False), tf.constant(self.sparsity, tf.float32)
@@ -83,7 +84,7 @@ def prune_iteratively(model, train_fn, fraction_per_round=0.1, rounds=5, layers=
         >>> sparse = prune_iteratively(student, train_fn, fraction_per_round=0.2, rounds=4)
     """
     _check_common(model, train_fn, rounds, "prune_iteratively")
-    fraction = _check_open_fraction("fraction_per_round", fraction_per_round)
+    fraction = check_fraction("fraction_per_round", fraction_per_round, "(0, 1)")
     names = _common.check_layer_names(model, layers, "prune_iteratively")
     pruning.check_prunable(model, names)
     current = _common.copy_model(model)
@@ -148,11 +149,8 @@ def lottery_ticket(
         >>> ticket = lottery_ticket(student, initial, train_fn, target_sparsity=0.8, rounds=3)
     """
     _check_common(model, train_fn, rounds, "lottery_ticket")
-    target = _check_open_fraction("target_sparsity", target_sparsity)
-    if rewind_to not in _REWIND:
-        raise ValueError(
-            f"rewind_to must be one of {list(_REWIND)}, received: rewind_to={rewind_to!r}"
-        )
+    target = check_fraction("target_sparsity", target_sparsity, "(0, 1)")
+    check_choice("rewind_to", rewind_to, _REWIND)
     _check_initial_weights(model, initial_weights)
     names = _common.check_layer_names(model, layers, "lottery_ticket")
     pruning.check_prunable(model, names)
@@ -172,18 +170,12 @@ def lottery_ticket(
 
 
 def _check_common(model, train_fn, rounds, fn):
-    _common.check_model(model, fn)
+    check_model("model", model, graph=True, caller=fn)
     if not callable(train_fn):
         raise TypeError(
             f"train_fn must be a callable train_fn(model) -> None, received: train_fn={train_fn!r}"
         )
-    _common.check_positive_int("rounds", rounds)
-
-
-def _check_open_fraction(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-        raise ValueError(f"{name} must be a number in (0, 1), received: {name}={value!r}")
-    return float(value)
+    check_positive_int("rounds", rounds)
 
 
 def _check_initial_weights(model, initial_weights):

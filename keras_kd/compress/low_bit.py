@@ -6,8 +6,8 @@ from tensorflow_model_optimization.python.core.quantization.keras.experimental.d
     default_n_bit_quantize_registry as _n_bit_registry,  # its configs are not exported
 )
 
+from keras_kd._checks import check_bool, check_choice, check_fraction, check_positive
 from keras_kd._compat import keras, tf
-from keras_kd.compress import _common
 
 _Quantizer = tfmot.quantization.keras.quantizers.Quantizer
 _QuantizeConfig = tfmot.quantization.keras.QuantizeConfig
@@ -21,12 +21,6 @@ KERNEL_ATTRS = {
     keras.layers.DepthwiseConv2D: "depthwise_kernel",
 }
 _ACTIVATION_BITS = 8
-
-
-def check_bool(name, value):
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, received: {name}={value!r}")
-    return value
 
 
 def channel_axes(rank, depthwise):
@@ -137,15 +131,7 @@ class BinaryWeightQuantizer(_Quantizer):
 
     def __init__(self, depthwise=False, clip_value=1.0):
         self.depthwise = check_bool("depthwise", depthwise)
-        if isinstance(clip_value, bool) or not isinstance(clip_value, (int, float)):
-            raise ValueError(
-                f"clip_value must be a number > 0, received: clip_value={clip_value!r}"
-            )
-        if clip_value <= 0:
-            raise ValueError(
-                f"clip_value must be a number > 0, received: clip_value={clip_value!r}"
-            )
-        self.clip_value = float(clip_value)
+        self.clip_value = check_positive("clip_value", clip_value)
 
     def build(self, tensor_shape, name, layer):
         return _build_state(tensor_shape, name, layer, self.depthwise)
@@ -198,7 +184,7 @@ class TernaryWeightQuantizer(_Quantizer):
 
     def __init__(self, depthwise=False, threshold=0.7):
         self.depthwise = check_bool("depthwise", depthwise)
-        self.threshold = _common.check_fraction("threshold", threshold, upper_inclusive=True)
+        self.threshold = check_fraction("threshold", threshold, "[0, 1]")
         if self.threshold == 0:
             raise ValueError(
                 f"threshold must be a number in (0, 1], received: threshold={threshold!r}"
@@ -274,10 +260,7 @@ class LowBitQuantizeConfig(_QuantizeConfig):
     """
 
     def __init__(self, weights="binary", weight_attr="kernel"):
-        if weights not in WEIGHTS:
-            raise ValueError(
-                f"weights must be one of {list(WEIGHTS)}, received: weights={weights!r}"
-            )
+        check_choice("weights", weights, WEIGHTS)
         if weight_attr not in ("kernel", "depthwise_kernel"):
             raise ValueError(
                 "weight_attr must be 'kernel' or 'depthwise_kernel', received: "

@@ -3,6 +3,7 @@
 import numpy as np
 import tensorflow_model_optimization as tfmot  # noqa: E402  (after _compat: tfmot needs tf_keras)
 
+from keras_kd._checks import check_choice, check_fraction, check_model, check_positive_int
 from keras_kd._compat import keras
 from keras_kd.compress import _common, callbacks
 
@@ -77,7 +78,7 @@ def prune(
         >>> pruned.compile("adam", loss)
         >>> pruned.fit(x, y, epochs=2)  # or plain Keras: this fit adds it too
     """
-    _common.check_model(model, "prune")
+    check_model("model", model, graph=True, caller="prune")
     if m_by_n is not None:
         m_by_n = _check_m_by_n(m_by_n)
         expected = m_by_n[0] / m_by_n[1]
@@ -87,7 +88,7 @@ def prune(
                 f"target_sparsity=None or {expected}, received: target_sparsity={target_sparsity!r}"
             )
         target_sparsity = expected
-    target_sparsity = _common.check_fraction("target_sparsity", target_sparsity)
+    target_sparsity = check_fraction("target_sparsity", target_sparsity)
     pruning_schedule = make_schedule(target_sparsity, schedule, begin_step, end_step, frequency)
     names = _common.check_layer_names(model, layers, "prune")
     check_prunable(model, names, m_by_n)
@@ -105,16 +106,13 @@ def prune(
 
 def make_schedule(target_sparsity, schedule, begin_step, end_step, frequency):
     """Validates the schedule arguments of ``prune`` and returns the tfmot ``PruningSchedule``."""
-    if schedule not in _SCHEDULES:
-        raise ValueError(
-            f"schedule must be one of {list(_SCHEDULES)}, received: schedule={schedule!r}"
-        )
-    begin_step = _common.check_positive_int("begin_step", begin_step, minimum=0)
-    frequency = _common.check_positive_int("frequency", frequency)
+    check_choice("schedule", schedule, _SCHEDULES)
+    begin_step = check_positive_int("begin_step", begin_step, minimum=0)
+    frequency = check_positive_int("frequency", frequency)
     if schedule == "constant":
         end_step = -1 if end_step is None else end_step
         if end_step != -1:
-            _common.check_positive_int("end_step", end_step, minimum=begin_step + 1)
+            check_positive_int("end_step", end_step, minimum=begin_step + 1)
             first = callbacks.first_update(begin_step, frequency)
             if first > end_step:
                 raise ValueError(
@@ -130,7 +128,7 @@ def make_schedule(target_sparsity, schedule, begin_step, end_step, frequency):
             "schedule='polynomial' needs end_step (the step at which target_sparsity is "
             "reached), e.g. end_step = epochs_of_pruning * steps_per_epoch; received: end_step=None"
         )
-    _common.check_positive_int("end_step", end_step, minimum=begin_step + 1)
+    check_positive_int("end_step", end_step, minimum=begin_step + 1)
     if (end_step - begin_step) % frequency:
         raise ValueError(
             "end_step - begin_step must be a multiple of frequency, or the last pruning update "
@@ -144,23 +142,15 @@ def make_schedule(target_sparsity, schedule, begin_step, end_step, frequency):
 
 def check_prunable(model, names, m_by_n=None):
     """Raises a ValueError naming each selected layer tfmot cannot prune, and the way around."""
-    selected = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-    if names is not None:
-        selected = [layer for layer in selected if layer.name in names]
-    registry = _common.PruneRegistry
-    unsupported = [
-        layer
-        for layer in selected
-        if not isinstance(layer, tfmot.sparsity.keras.PrunableLayer)
-        and not registry.supports(layer)
-    ]
-    if unsupported:
-        others = [layer.name for layer in selected if layer not in unsupported]
-        raise ValueError(
-            f"tfmot cannot prune layer(s) {_common.layer_kinds(unsupported)}. "
-            f"Leave them out with layers={others}, or make the layer class a "
-            "tfmot.sparsity.keras.PrunableLayer (define get_prunable_weights)."
-        )
+    selected = _common.check_supported(
+        model,
+        names,
+        "prune",
+        _common.PruneRegistry,
+        tfmot.sparsity.keras.PrunableLayer,
+        "tfmot.sparsity.keras.PrunableLayer",
+        "get_prunable_weights",
+    )
     if m_by_n is not None:
         wrong = [
             layer
@@ -214,10 +204,8 @@ def fill_empty_channels(model, fraction=1e-3):
         >>> pruned = keras_kd.compress.strip(pruned_and_trained)
         >>> qat = keras_kd.compress.quantize(fill_empty_channels(pruned), preserve="sparsity")
     """
-    _common.check_model(model, "fill_empty_channels")
-    fraction = _common.check_fraction("fraction", fraction)
-    if fraction == 0:
-        raise ValueError(f"fraction must be a number in (0, 1), received: fraction={fraction!r}")
+    check_model("model", model, graph=True, caller="fill_empty_channels")
+    fraction = check_fraction("fraction", fraction, "(0, 1)")
     copy = _common.copy_model(model)
     for layer in _leaf_layers(copy):
         depthwise = isinstance(layer, keras.layers.DepthwiseConv2D)

@@ -4,6 +4,7 @@ weights."""
 
 import tensorflow_model_optimization as tfmot  # noqa: E402  (after _compat: tfmot needs tf_keras)
 
+from keras_kd._checks import check_bool, check_choice, check_model
 from keras_kd._compat import keras
 from keras_kd.compress import _common, low_bit, stripping
 
@@ -90,13 +91,10 @@ def quantize(model, preserve=None, skip_layers=None, weight_bits=8, keep_first_l
         >>> # ... compile and fit, then convert distiller.student with tf.lite.TFLiteConverter
         >>> binary = quantize(student, weight_bits="binary")  # 8-bit first and last layers
     """
-    _common.check_model(model, "quantize")
-    if preserve not in _PRESERVE:
-        raise ValueError(
-            f"preserve must be one of {list(_PRESERVE)}, received: preserve={preserve!r}"
-        )
+    check_model("model", model, graph=True, caller="quantize")
+    check_choice("preserve", preserve, _PRESERVE)
     weight_bits = low_bit.check_weight_bits(weight_bits)
-    low_bit.check_bool("keep_first_last_8bit", keep_first_last_8bit)
+    check_bool("keep_first_last_8bit", keep_first_last_8bit)
     if preserve is not None and weight_bits != 8:
         raise ValueError(
             f"preserve={preserve!r} works only with 8-bit weights, received: "

@@ -11,6 +11,7 @@ keeps the zeros too.
 
 import numpy as np
 
+from keras_kd._checks import check_fraction, check_positive_int
 from keras_kd._compat import keras
 from keras_kd.compress import clustering, pruning, quantization, slimming, stripping, units
 
@@ -137,10 +138,8 @@ def apply_recipe(
             f"fine_tune must be callable as fine_tune(model, learning_rate), received: "
             f"fine_tune={fine_tune!r}"
         )
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, received: steps={steps!r}")
-    if not 0 < prune_end <= 1:
-        raise ValueError(f"prune_end must be in (0, 1], received: prune_end={prune_end!r}")
+    check_positive_int("steps", steps)
+    check_fraction("prune_end", prune_end, "(0, 1]")
     pruned = clustered = False
     for index, step in enumerate(ordered):
         if step == "slim":

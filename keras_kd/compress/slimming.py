@@ -6,6 +6,7 @@ import copy
 import numpy as np
 from absl import logging
 
+from keras_kd._checks import check_fraction, check_model, check_positive_int
 from keras_kd._compat import keras
 from keras_kd.compress import _common
 
@@ -47,8 +48,8 @@ def depthwise_separable(model, depth_multiplier=1, layers=None):
         >>> slim.count_params() < student.count_params()
         True
     """
-    _common.check_model(model, "depthwise_separable")
-    _common.check_positive_int("depth_multiplier", depth_multiplier)
+    check_model("model", model, graph=True, caller="depthwise_separable")
+    check_positive_int("depth_multiplier", depth_multiplier)
     names = _common.check_layer_names(model, layers, "depthwise_separable")
 
     def fits(layer):
@@ -123,11 +124,11 @@ def low_rank(model, rank=None, energy=0.9, layers=None):
         >>> small = low_rank(student, energy=0.9)
         >>> small.get_layer("s_logits_low_rank").units            # the rank that was chosen
     """
-    _common.check_model(model, "low_rank")
+    check_model("model", model, graph=True, caller="low_rank")
     if rank is not None:
-        _common.check_positive_int("rank", rank)
-    energy = _common.check_fraction("energy", energy, upper_inclusive=True)
-    if energy == 0:
+        check_positive_int("rank", rank)
+    energy = check_fraction("energy", energy, "[0, 1]")
+    if energy == 0:  # its own message: tests/compress/test_slimming.py pins "energy must be in"
         raise ValueError(f"energy must be in (0, 1], received: energy={energy}")
     names = _common.check_layer_names(model, layers, "low_rank")
     chosen = _choose(model, names, lambda layer: type(layer) is keras.layers.Dense, "a Dense layer")

@@ -3,6 +3,7 @@
 import tensorflow_model_optimization as tfmot  # noqa: E402  (after _compat: tfmot needs tf_keras)
 
 import keras_kd._compat  # noqa: F401  (sets up tf_keras before tfmot)
+from keras_kd._checks import check_model
 from keras_kd.compress import _common
 
 
@@ -36,7 +37,7 @@ def strip(model):
         >>> plain = strip(pruned)
         >>> plain.save("student.keras")
     """
-    _common.check_model(model, "strip")
+    check_model("model", model, graph=True, caller="strip")
     with _common.scopes():
         stripped = tfmot.sparsity.keras.strip_pruning(model)
         if _common.has_wrapper(stripped, _common.ClusterWeights):

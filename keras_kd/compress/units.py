@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from keras_kd._checks import check_fraction, check_model
 from keras_kd._compat import keras
 from keras_kd.compress import _common
 
@@ -73,8 +74,8 @@ def prune_units(model, fraction, layers=None):
         >>> smaller.count_params() < student.count_params()
         True
     """
-    _common.check_model(model, "prune_units")
-    fraction = _common.check_fraction("fraction", fraction)
+    check_model("model", model, graph=True, caller="prune_units")
+    fraction = check_fraction("fraction", fraction)
     names = _common.check_layer_names(model, layers, "prune_units")
     graph = _Graph(model)
     if names is not None:

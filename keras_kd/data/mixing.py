@@ -7,6 +7,7 @@ Paper: Beyer, Zhai, Royer, Markeeva, Anil & Kolesnikov (2022), "Knowledge distil
 teacher is patient and consistent".
 """
 
+from keras_kd._checks import check_positive
 from keras_kd._compat import keras, tf
 
 
@@ -17,12 +18,20 @@ def _beta(alpha, shape):
     return a / (a + b)
 
 
-def _check_alpha(alpha):
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
-        raise ValueError(
-            f"alpha must be a number > 0 (the Beta distribution's parameter), received: alpha={alpha!r}"
-        )
-    return float(alpha)
+class _BetaMixing(keras.layers.Layer):
+    """A layer that mixes each example with a partner by a weight drawn from Beta(alpha, alpha).
+
+    Its ``mixes_examples`` tells the Distiller that the labels no longer match the inputs.
+    """
+
+    mixes_examples = True
+
+    def __init__(self, alpha=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.alpha = check_positive("alpha", alpha, "the Beta distribution's parameter")
+
+    def get_config(self):
+        return {**super().get_config(), "alpha": self.alpha}
 
 
 def mix(x, weights, permutation):
@@ -55,7 +64,7 @@ def mix(x, weights, permutation):
 
 
 @keras.utils.register_keras_serializable(package="keras_kd")
-class MixUp(keras.layers.Layer):
+class MixUp(_BetaMixing):
     """Mixes each example with a random partner from the batch, with a Beta(alpha, alpha) weight.
 
     Active only in training. Labels are not mixed, so a Distiller using it must have ``alpha=0``
@@ -75,24 +84,15 @@ class MixUp(keras.layers.Layer):
         >>> distiller = Distiller(student, teacher, alpha=0.0, augment=MixUp(1.0))
     """
 
-    mixes_examples = True
-
-    def __init__(self, alpha=1.0, **kwargs):
-        super().__init__(**kwargs)
-        self.alpha = _check_alpha(alpha)
-
     def call(self, inputs, training=None):
         if not training:
             return inputs
         batch = tf.shape(inputs)[0]
         return mix(inputs, _beta(self.alpha, [batch]), tf.random.shuffle(tf.range(batch)))
 
-    def get_config(self):
-        return {**super().get_config(), "alpha": self.alpha}
-
 
 @keras.utils.register_keras_serializable(package="keras_kd")
-class CutMix(keras.layers.Layer):
+class CutMix(_BetaMixing):
     """Pastes a random box from a partner image over each image; the box covers ``1 - lambda`` of it.
 
     Active only in training; inputs are image batches ``(batch, height, width, channels)``. As with
@@ -112,12 +112,6 @@ class CutMix(keras.layers.Layer):
         >>> distiller = Distiller(student, teacher, alpha=0.0, augment=CutMix(1.0))
     """
 
-    mixes_examples = True
-
-    def __init__(self, alpha=1.0, **kwargs):
-        super().__init__(**kwargs)
-        self.alpha = _check_alpha(alpha)
-
     def call(self, inputs, training=None):
         if inputs.shape.rank != 4:
             raise ValueError(f"CutMix needs image batches of rank 4, received shape {inputs.shape}")
@@ -135,6 +129,3 @@ class CutMix(keras.layers.Layer):
         inside = tf.logical_and(rows[:, None], cols[None, :])[None, :, :, None]
         partners = tf.gather(inputs, tf.random.shuffle(tf.range(batch)))
         return tf.where(inside, partners, inputs)
-
-    def get_config(self):
-        return {**super().get_config(), "alpha": self.alpha}

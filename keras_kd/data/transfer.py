@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from keras_kd._checks import check_positive_int
 from keras_kd._compat import keras, tf
 
 UNLABELED = -1
@@ -75,8 +76,7 @@ def label_with_teacher(teacher, x, batch_size=1024, dtype="float16"):
         raise ValueError(
             f"x must hold at least one example, received: x=<array of shape {tuple(np.shape(x))}>"
         )
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, received: batch_size={batch_size!r}")
+    batch_size = check_positive_int("batch_size", batch_size)
     if dtype not in ("float16", "float32"):
         raise ValueError(f'dtype must be "float16" or "float32", received: dtype={dtype!r}')
     forward = tf.function(lambda batch: teacher(batch, training=False), reduce_retracing=True)

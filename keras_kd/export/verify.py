@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from keras_kd._checks import check_positive_int
 from keras_kd._compat import keras
 from keras_kd.export import _flatbuffer
 
@@ -75,8 +76,7 @@ def verify(path, x, y, keras_model=None, runs=50, threads=(1, 2)):
             "x and y must be non-empty and equally long, received: "
             f"{len(x)} inputs and {len(y)} labels"
         )
-    if isinstance(runs, bool) or not isinstance(runs, (int, np.integer)) or runs < 1:
-        raise ValueError(f"runs must be an integer >= 1, received: runs={runs!r}")
+    check_positive_int("runs", runs)
     threads = tuple(threads) if not isinstance(threads, int) else (threads,)
     if not threads or any(
         isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 1 for t in threads

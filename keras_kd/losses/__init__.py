@@ -5,6 +5,7 @@ Every loss subclasses ``LogitLoss`` (on logits) or ``FeatureLoss`` (on tapped la
 example scripts use.
 """
 
+from keras_kd import _checks
 from keras_kd.losses._feature_base import FeatureLoss
 from keras_kd.losses.base import DistillationLoss, LogitLoss
 from keras_kd.losses.dist import DIST
@@ -52,8 +53,7 @@ def get(name, **kwargs):
     Example:
         >>> loss = get("kd", temperature=4.0)
     """
-    if name not in _BY_NAME:
-        raise ValueError(f"name must be one of {sorted(_BY_NAME)}, received: name={name!r}")
+    _checks.check_choice("name", name, sorted(_BY_NAME))
     return _BY_NAME[name](**kwargs)
 
 
@@ -86,10 +86,7 @@ def defaults(num_teachers=1):
         >>> losses, alpha = defaults()
         >>> distiller = Distiller(student, teacher, losses=losses, alpha=alpha)  # as the defaults
     """
-    if isinstance(num_teachers, bool) or not isinstance(num_teachers, int) or num_teachers < 1:
-        raise ValueError(
-            f"num_teachers must be an integer >= 1, received: num_teachers={num_teachers!r}"
-        )
+    _checks.check_positive_int("num_teachers", num_teachers)
     if num_teachers == 1:
         return [DIST(beta=2.0, gamma=2.0, temperature=4.0)], 0.5
     return [MultiTeacherKD(temperature=4.0)], 0.1

@@ -7,11 +7,8 @@ recreates its adapters before its weights are restored. The tensor ops the losse
 too; ``attention_map`` and ``fsp_matrix`` are public through ``keras_kd.losses.feature``.
 """
 
-import math
-import numbers
-
 from keras_kd._compat import keras, tf
-from keras_kd.losses.base import DistillationLoss, as_float32, validate_pairs
+from keras_kd.losses.base import DistillationLoss, as_float32
 
 EPSILON = 1e-12  # added inside L2 normalizations, on the sum of squares
 _LOGITS_PAIR = ("teacher logits", "student logits")
@@ -305,12 +302,52 @@ def fsp_matrix(first, second):
     return tf.matmul(a, b, transpose_a=True) / positions
 
 
+def mean_over_pairs(term, *per_pair):
+    """The mean over pairs of ``term(*entries)``, with one entry per list of ``per_pair``.
+
+    Example:
+        >>> mean_over_pairs(lambda t, s: tf.reduce_mean(tf.square(t - s)), teacher, student)
+    """
+    terms = [term(*entries) for entries in zip(*per_pair)]
+    return tf.add_n(terms) / len(terms)
+
+
 def make_adapter(rank, channels, name):
     if rank == 4:
         return keras.layers.Conv2D(channels, 1, name=name, dtype="float32")
     if rank == 3:
         return keras.layers.Conv1D(channels, 1, name=name, dtype="float32")
     return keras.layers.Dense(channels, name=name, dtype="float32")
+
+
+def validate_pairs(pairs):
+    """Returns ``pairs`` as a list of ``(teacher_layer, student_layer)`` tuples (``None`` stays).
+
+    Raises:
+        ValueError: If ``pairs`` is empty or holds anything but pairs of layer names.
+    """
+    if pairs is None:
+        return None
+    if isinstance(pairs, (str, bytes)) or not hasattr(pairs, "__iter__"):
+        raise ValueError(
+            "pairs must be a list of (teacher_layer_name, student_layer_name) tuples, "
+            f"received: pairs={pairs!r}"
+        )
+    pairs = [tuple(p) if isinstance(p, (list, tuple)) else p for p in pairs]
+    if not pairs:
+        raise ValueError(
+            "pairs must name at least one (teacher_layer, student_layer) pair, received: pairs=[]"
+        )
+    for pair in pairs:
+        if not (
+            isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(n, str) for n in pair)
+        ):
+            raise ValueError(
+                "each entry of pairs must be a (teacher_layer_name, student_layer_name) tuple of "
+                "strings, "
+                f"received: pairs={pairs!r}, whose entry {pair!r} is not one"
+            )
+    return pairs
 
 
 def validate_flows(flows):
@@ -340,13 +377,3 @@ def channel_samples(feature):
 
 def static_equal(a, b):
     return None not in a and None not in b and a == b
-
-
-def validate_number(name, value, minimum):
-    """Returns ``float(value)``, or raises ``ValueError`` unless it is a finite real >= minimum."""
-    real = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if not (real and math.isfinite(value) and value >= minimum):
-        raise ValueError(
-            f"{name} must be a finite number >= {minimum:g}, received: {name}={value!r}"
-        )
-    return float(value)

@@ -18,9 +18,6 @@ subclass's ``call`` holds only its math. A layer that subclasses neither is refu
 Distiller. README "Writing your own loss" shows one of each.
 """
 
-import math
-import numbers
-
 from keras_kd._compat import keras, tf
 from keras_kd.losses import _ops
 
@@ -138,70 +135,6 @@ def check_same_classes(name, teacher, student):
             f"{student.shape}; both must have the same number of classes, received: "
             f"teacher=<tensor of shape {teacher.shape}>, student=<tensor of shape {student.shape}>"
         )
-
-
-def validate_pairs(pairs):
-    """Returns ``pairs`` as a list of ``(teacher_layer, student_layer)`` tuples (``None`` stays).
-
-    Raises:
-        ValueError: If ``pairs`` is empty or holds anything but pairs of layer names.
-    """
-    if pairs is None:
-        return None
-    if isinstance(pairs, (str, bytes)) or not hasattr(pairs, "__iter__"):
-        raise ValueError(
-            "pairs must be a list of (teacher_layer_name, student_layer_name) tuples, "
-            f"received: pairs={pairs!r}"
-        )
-    pairs = [tuple(p) if isinstance(p, (list, tuple)) else p for p in pairs]
-    if not pairs:
-        raise ValueError(
-            "pairs must name at least one (teacher_layer, student_layer) pair, received: pairs=[]"
-        )
-    for pair in pairs:
-        if not (
-            isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(n, str) for n in pair)
-        ):
-            raise ValueError(
-                "each entry of pairs must be a (teacher_layer_name, student_layer_name) tuple of strings, "
-                f"received: pairs={pairs!r}, whose entry {pair!r} is not one"
-            )
-    return pairs
-
-
-def validate_positive(name, value):
-    """Returns ``float(value)`` or raises ``ValueError`` naming ``name`` unless it is finite and > 0."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number > 0, received: {name}={value!r}") from None
-    if not number > 0 or number == float("inf"):
-        raise ValueError(f"{name} must be > 0, received: {name}={value!r}")
-    return number
-
-
-def is_finite_non_negative(value):
-    """Whether ``value`` is a real number (not a bool), finite and >= 0."""
-    return (
-        not isinstance(value, bool)
-        and isinstance(value, numbers.Real)
-        and math.isfinite(value)
-        and value >= 0
-    )
-
-
-def validate_non_negative(name, value):
-    """Returns ``float(value)`` or raises ``ValueError`` naming ``name`` unless it is finite and >= 0."""
-    if not is_finite_non_negative(value):
-        raise ValueError(f"{name} must be a finite number >= 0, received: {name}={value!r}")
-    return float(value)
-
-
-def validate_bool(name, value):
-    """Returns ``value`` or raises ``ValueError`` naming ``name`` unless it is ``True`` or ``False``."""
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, received: {name}={value!r}")
-    return value
 
 
 def as_float32(tensor):

@@ -1,8 +1,9 @@
 """DIST: distillation by matching the correlations of softened class probabilities."""
 
+from keras_kd._checks import check_positive, check_weights
 from keras_kd._compat import keras, tf
 from keras_kd.losses import _ops
-from keras_kd.losses.base import LogitLoss, validate_non_negative, validate_positive
+from keras_kd.losses.base import LogitLoss
 
 
 @keras.utils.register_keras_serializable(package="keras_kd")
@@ -65,13 +66,8 @@ class DIST(LogitLoss):
     def __init__(self, beta=1.0, gamma=1.0, temperature=1.0, **kwargs):
         kwargs.setdefault("name", "dist")
         super().__init__(**kwargs)
-        self.beta = validate_non_negative("beta", beta)
-        self.gamma = validate_non_negative("gamma", gamma)
-        if self.beta == 0 and self.gamma == 0:
-            raise ValueError(
-                f"beta and gamma must not both be 0, received: beta={beta!r}, gamma={gamma!r}"
-            )
-        self.temperature = validate_positive("temperature", temperature)
+        self.beta, self.gamma = check_weights(beta=beta, gamma=gamma)
+        self.temperature = check_positive("temperature", temperature)
 
     def call(self, teacher, student, labels=None):
         del labels  # DIST relates the classes of the soft targets alone

@@ -8,6 +8,7 @@ is made (graph models) or at the first call (subclassed models); a ``ValueError`
 and both shapes. Features are cast to float32, and the teacher side is a constant.
 """
 
+from keras_kd._checks import check_choice, check_number, check_positive_int
 from keras_kd._compat import keras, tf
 from keras_kd.losses._feature_base import (
     EPSILON,
@@ -16,12 +17,12 @@ from keras_kd.losses._feature_base import (
     channel_samples,
     fsp_matrix,
     make_adapter,
+    mean_over_pairs,
     resize_spatial,
     same_spatial,
     spatial_dims,
     static_equal,
     validate_flows,
-    validate_number,
 )
 
 __all__ = ["FSP", "NST", "AttentionTransfer", "FitNetHint", "attention_map", "fsp_matrix"]
@@ -77,11 +78,7 @@ class FitNetHint(FeatureLoss):
     def __init__(self, pairs, adapter="auto", **kwargs):
         kwargs.setdefault("name", "fitnet_hint")
         super().__init__(pairs, **kwargs)
-        if adapter not in _ADAPTER_MODES:
-            raise ValueError(
-                f"adapter must be one of {list(_ADAPTER_MODES)}, received: adapter={adapter!r}"
-            )
-        self.adapter = adapter
+        self.adapter = check_choice("adapter", adapter, _ADAPTER_MODES)
         self.adapters = []
 
     def check_shapes(self, teacher_shapes, student_shapes):
@@ -113,19 +110,31 @@ class FitNetHint(FeatureLoss):
         self.adapters = adapters
 
     def call(self, teacher, student):
-        terms = []
-        for t, s, adapter in zip(teacher, student, self.adapters):
-            if adapter is not None:
-                s = adapter(s)
-            terms.append(tf.reduce_mean(tf.square(t - s)))
-        return tf.add_n(terms) / len(terms)
+        return mean_over_pairs(self._term, teacher, student, self.adapters)
+
+    def _term(self, t, s, adapter):
+        return tf.reduce_mean(tf.square(t - (s if adapter is None else adapter(s))))
 
     def get_config(self):
         return {**super().get_config(), "adapter": self.adapter}
 
 
+class _SpatialLoss(FeatureLoss):
+    """A feature loss on sequences or images: the mean over pairs of ``_term(t, s)``."""
+
+    def check_shapes(self, teacher_shapes, student_shapes):
+        for index, (t_shape, s_shape) in enumerate(zip(teacher_shapes, student_shapes)):
+            self.check_ranks(index, t_shape, s_shape, (3, 4), "sequences or images")
+
+    def call(self, teacher, student):
+        return mean_over_pairs(self._term, teacher, student)
+
+    def _term(self, t, s):
+        raise NotImplementedError
+
+
 @keras.utils.register_keras_serializable(package="keras_kd")
-class AttentionTransfer(FeatureLoss):
+class AttentionTransfer(_SpatialLoss):
     """Attention transfer: match the student's spatial attention maps to the teacher's.
 
     For each pair, the attention map (``attention_map``: mean over channels of ``|f|**p``) of
@@ -168,22 +177,12 @@ class AttentionTransfer(FeatureLoss):
     def __init__(self, pairs, p=2.0, **kwargs):
         kwargs.setdefault("name", "attention_transfer")
         super().__init__(pairs, **kwargs)
-        self.p = validate_number("p", p, minimum=1.0)
+        self.p = check_number("p", p, minimum=1.0)
 
-    def check_shapes(self, teacher_shapes, student_shapes):
-        for index, (t_shape, s_shape) in enumerate(zip(teacher_shapes, student_shapes)):
-            self.check_ranks(index, t_shape, s_shape, (3, 4), "sequences or images")
-
-    def call(self, teacher, student):
-        terms = []
-        for t, s in zip(teacher, student):
-            t_map, s_map = attention_map(t, self.p), attention_map(s, self.p)
-            if not static_equal(spatial_dims(t.shape), spatial_dims(s.shape)):
-                t_map = resize_spatial(t_map[..., tf.newaxis], _spatial_size(s))[..., 0]
-            t_vec = tf.math.l2_normalize(tf.reshape(t_map, [tf.shape(t_map)[0], -1]), -1, EPSILON)
-            s_vec = tf.math.l2_normalize(tf.reshape(s_map, [tf.shape(s_map)[0], -1]), -1, EPSILON)
-            terms.append(tf.reduce_mean(tf.square(t_vec - s_vec)))
-        return tf.add_n(terms) / len(terms)
+    def _term(self, t, s):
+        t_map = _resized_like(attention_map(t, self.p)[..., tf.newaxis], s)[..., 0]
+        t_vec, s_vec = _unit_rows(t_map), _unit_rows(attention_map(s, self.p))
+        return tf.reduce_mean(tf.square(t_vec - s_vec))
 
     def get_config(self):
         return {**super().get_config(), "p": self.p}
@@ -290,12 +289,11 @@ class FSP(FeatureLoss):
                     )
 
     def call(self, teacher, student):
-        terms = []
-        for a in range(0, len(teacher), 2):
-            t_matrix = fsp_matrix(teacher[a], teacher[a + 1])
-            s_matrix = fsp_matrix(student[a], student[a + 1])
-            terms.append(tf.reduce_mean(tf.square(t_matrix - s_matrix)))
-        return tf.add_n(terms) / len(terms)
+        # Flow k taps pairs 2k (its layer a) and 2k + 1 (its layer b).
+        return mean_over_pairs(self._term, teacher[::2], teacher[1::2], student[::2], student[1::2])
+
+    def _term(self, t_a, t_b, s_a, s_b):
+        return tf.reduce_mean(tf.square(fsp_matrix(t_a, t_b) - fsp_matrix(s_a, s_b)))
 
     def get_config(self):
         config = super().get_config()
@@ -304,7 +302,7 @@ class FSP(FeatureLoss):
 
 
 @keras.utils.register_keras_serializable(package="keras_kd")
-class NST(FeatureLoss):
+class NST(_SpatialLoss):
     """Neuron selectivity transfer: match the distributions of the channels' spatial maps.
 
     Each channel's map, flattened over the positions and L2-normalized, is one sample; the loss is
@@ -348,33 +346,18 @@ class NST(FeatureLoss):
     def __init__(self, pairs, kernel="polynomial", degree=2, constant=0.0, **kwargs):
         kwargs.setdefault("name", "nst")
         super().__init__(pairs, **kwargs)
-        if kernel not in _NST_KERNELS:
-            raise ValueError(
-                f"kernel must be one of {list(_NST_KERNELS)}, received: kernel={kernel!r}"
-            )
-        if isinstance(degree, bool) or not isinstance(degree, int) or degree < 1:
-            raise ValueError(f"degree must be an integer >= 1, received: degree={degree!r}")
-        self.kernel = kernel
-        self.degree = degree
-        self.constant = validate_number("constant", constant, minimum=0.0)
+        self.kernel = check_choice("kernel", kernel, _NST_KERNELS)
+        self.degree = check_positive_int("degree", degree)
+        self.constant = check_number("constant", constant, minimum=0.0)
 
-    def check_shapes(self, teacher_shapes, student_shapes):
-        for index, (t_shape, s_shape) in enumerate(zip(teacher_shapes, student_shapes)):
-            self.check_ranks(index, t_shape, s_shape, (3, 4), "sequences or images")
-
-    def call(self, teacher, student):
-        terms = []
-        for t, s in zip(teacher, student):
-            if not static_equal(spatial_dims(t.shape), spatial_dims(s.shape)):
-                t = resize_spatial(t, _spatial_size(s))
-            t_samples, s_samples = channel_samples(t), channel_samples(s)
-            mmd = (
-                tf.reduce_mean(self._kernel(t_samples, t_samples), axis=[1, 2])
-                + tf.reduce_mean(self._kernel(s_samples, s_samples), axis=[1, 2])
-                - 2.0 * tf.reduce_mean(self._kernel(t_samples, s_samples), axis=[1, 2])
-            )
-            terms.append(tf.reduce_mean(mmd))
-        return tf.add_n(terms) / len(terms)
+    def _term(self, t, s):
+        t_samples, s_samples = channel_samples(_resized_like(t, s)), channel_samples(s)
+        mmd = (
+            tf.reduce_mean(self._kernel(t_samples, t_samples), axis=[1, 2])
+            + tf.reduce_mean(self._kernel(s_samples, s_samples), axis=[1, 2])
+            - 2.0 * tf.reduce_mean(self._kernel(t_samples, s_samples), axis=[1, 2])
+        )
+        return tf.reduce_mean(mmd)
 
     def _kernel(self, x, y):
         dot = tf.matmul(x, y, transpose_b=True)
@@ -391,6 +374,14 @@ class NST(FeatureLoss):
         }
 
 
-def _spatial_size(feature):
-    static = spatial_dims(feature.shape)
-    return static if None not in static else tf.shape(feature)[1:-1]
+def _resized_like(x, like):
+    """``x`` resized to the spatial sizes of ``like`` (``resize_spatial``), unless already equal."""
+    if static_equal(spatial_dims(x.shape), spatial_dims(like.shape)):
+        return x
+    static = spatial_dims(like.shape)
+    return resize_spatial(x, static if None not in static else tf.shape(like)[1:-1])
+
+
+def _unit_rows(x):
+    """``x`` flattened to ``(batch, -1)``, each row L2-normalized."""
+    return tf.math.l2_normalize(tf.reshape(x, [tf.shape(x)[0], -1]), -1, EPSILON)

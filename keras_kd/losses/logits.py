@@ -1,8 +1,9 @@
 """Distillation losses on the output logits."""
 
+from keras_kd._checks import check_bool, check_positive
 from keras_kd._compat import keras
 from keras_kd.losses import _ops
-from keras_kd.losses.base import LogitLoss, validate_bool, validate_positive
+from keras_kd.losses.base import LogitLoss
 
 
 @keras.utils.register_keras_serializable(package="keras_kd")
@@ -56,8 +57,8 @@ class LogitsKD(LogitLoss):
     def __init__(self, temperature=4.0, standardize=False, **kwargs):
         kwargs.setdefault("name", "logits_kd")
         super().__init__(**kwargs)
-        self.temperature = validate_positive("temperature", temperature)
-        self.standardize = validate_bool("standardize", standardize)
+        self.temperature = check_positive("temperature", temperature)
+        self.standardize = check_bool("standardize", standardize)
 
     def call(self, teacher, student, labels=None):
         del labels  # the soft targets alone

@@ -2,15 +2,10 @@
 
 import numbers
 
+from keras_kd._checks import check_bool, check_positive, check_weights, is_finite_at_least
 from keras_kd._compat import keras, tf
 from keras_kd.losses import _ops
-from keras_kd.losses.base import (
-    LogitLoss,
-    is_finite_non_negative,
-    validate_bool,
-    validate_non_negative,
-    validate_positive,
-)
+from keras_kd.losses.base import LogitLoss
 
 # A masked class gets the row's smallest logit minus this margin: exp(-1000) is exactly 0 in
 # float32, so the class has probability 0, while every logit stays finite (no inf - inf = NaN).
@@ -84,14 +79,9 @@ class DKD(LogitLoss):
     def __init__(self, alpha=1.0, beta=8.0, temperature=4.0, standardize=False, **kwargs):
         kwargs.setdefault("name", "dkd")
         super().__init__(**kwargs)
-        self.alpha = validate_non_negative("alpha", alpha)
-        self.beta = validate_non_negative("beta", beta)
-        if self.alpha == 0 and self.beta == 0:
-            raise ValueError(
-                f"alpha and beta must not both be 0, received: alpha={alpha!r}, beta={beta!r}"
-            )
-        self.temperature = validate_positive("temperature", temperature)
-        self.standardize = validate_bool("standardize", standardize)
+        self.alpha, self.beta = check_weights(alpha=alpha, beta=beta)
+        self.temperature = check_positive("temperature", temperature)
+        self.standardize = check_bool("standardize", standardize)
 
     def call(self, teacher, student, labels=None):
         if labels is None:
@@ -176,9 +166,9 @@ class MultiTeacherKD(LogitLoss):
     def __init__(self, temperature=4.0, teacher_weights=None, standardize=False, **kwargs):
         kwargs.setdefault("name", "multi_teacher_kd")
         super().__init__(**kwargs)
-        self.temperature = validate_positive("temperature", temperature)
+        self.temperature = check_positive("temperature", temperature)
         self.teacher_weights = _validate_teacher_weights(teacher_weights)
-        self.standardize = validate_bool("standardize", standardize)
+        self.standardize = check_bool("standardize", standardize)
 
     def call(self, teachers, student, labels=None):
         del labels  # the soft targets alone
@@ -257,6 +247,6 @@ def _validate_teacher_weights(teacher_weights):
     ):
         raise ValueError(f"{message}, received: teacher_weights={teacher_weights!r}")
     weights = list(teacher_weights)
-    if not all(is_finite_non_negative(w) for w in weights) or not sum(weights) > 0:
+    if not all(is_finite_at_least(w) for w in weights) or not sum(weights) > 0:
         raise ValueError(f"{message}, received: teacher_weights={teacher_weights!r}")
     return [float(w) for w in weights]

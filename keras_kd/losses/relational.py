@@ -9,11 +9,10 @@ logits, as one pair (one teacher only). The teacher side gets no gradient. Under
 """
 
 import math
-import numbers
 
+from keras_kd._checks import check_positive, check_positive_int, check_weights
 from keras_kd._compat import keras, tf
-from keras_kd.losses._feature_base import FeatureLoss
-from keras_kd.losses.base import validate_non_negative, validate_positive
+from keras_kd.losses._feature_base import FeatureLoss, mean_over_pairs
 
 
 class _RelationalLoss(FeatureLoss):
@@ -23,16 +22,16 @@ class _RelationalLoss(FeatureLoss):
 
     def call(self, teacher, student):
         names = self.pairs or [("teacher logits", "student logits")]
-        values = []
-        for (t_name, s_name), t_feature, s_feature in zip(names, teacher, student):
-            t_batch, s_batch = t_feature.shape[:1].as_list(), s_feature.shape[:1].as_list()
-            if None not in t_batch + s_batch and t_batch != s_batch:
-                raise ValueError(
-                    f"{self.name}: {t_name} has shape {t_feature.shape} but {s_name} has shape "
-                    f"{s_feature.shape}; both need the same batch size"
-                )
-            values.append(self._relation(_flatten(t_feature), _flatten(s_feature)))
-        return tf.add_n(values) / float(len(values))
+        return mean_over_pairs(self._term, names, teacher, student)
+
+    def _term(self, names, t_feature, s_feature):
+        t_batch, s_batch = t_feature.shape[:1].as_list(), s_feature.shape[:1].as_list()
+        if None not in t_batch + s_batch and t_batch != s_batch:
+            raise ValueError(
+                f"{self.name}: {names[0]} has shape {t_feature.shape} but {names[1]} has shape "
+                f"{s_feature.shape}; both need the same batch size"
+            )
+        return self._relation(_flatten(t_feature), _flatten(s_feature))
 
 
 @keras.utils.register_keras_serializable(package="keras_kd")
@@ -75,13 +74,9 @@ class RKD(_RelationalLoss):
     def __init__(self, distance_weight=25.0, angle_weight=50.0, pairs=None, **kwargs):
         kwargs.setdefault("name", "rkd")
         super().__init__(pairs=pairs, **kwargs)
-        self.distance_weight = validate_non_negative("distance_weight", distance_weight)
-        self.angle_weight = validate_non_negative("angle_weight", angle_weight)
-        if self.distance_weight == 0 and self.angle_weight == 0:
-            raise ValueError(
-                "distance_weight and angle_weight must not both be 0, received: "
-                f"distance_weight={distance_weight!r}, angle_weight={angle_weight!r}"
-            )
+        self.distance_weight, self.angle_weight = check_weights(
+            distance_weight=distance_weight, angle_weight=angle_weight
+        )
 
     def _relation(self, teacher, student):
         t_diff, s_diff = _differences(teacher), _differences(student)
@@ -184,7 +179,7 @@ class PKT(_RelationalLoss):
     def __init__(self, eps=1e-7, pairs=None, **kwargs):
         kwargs.setdefault("name", "pkt")
         super().__init__(pairs=pairs, **kwargs)
-        self.eps = validate_positive("eps", eps)
+        self.eps = check_positive("eps", eps)
 
     def _conditional(self, features):
         norm = tf.sqrt(tf.maximum(tf.reduce_sum(tf.square(features), axis=1, keepdims=True), 1e-30))
@@ -240,10 +235,8 @@ class CorrelationCongruence(_RelationalLoss):
     def __init__(self, gamma=0.4, order=2, pairs=None, **kwargs):
         kwargs.setdefault("name", "correlation_congruence")
         super().__init__(pairs=pairs, **kwargs)
-        self.gamma = validate_positive("gamma", gamma)
-        if isinstance(order, bool) or not isinstance(order, numbers.Integral) or order < 1:
-            raise ValueError(f"order must be an integer >= 1, received: order={order!r}")
-        self.order = int(order)
+        self.gamma = check_positive("gamma", gamma)
+        self.order = check_positive_int("order", order)
 
     def _correlation(self, features):
         unit = tf.math.l2_normalize(features, axis=1, epsilon=1e-24)

@@ -10,8 +10,14 @@ import reprlib
 
 import numpy as np
 
-from keras_kd._checks import check_alpha, check_from_logits, check_losses, check_model, output_shape
+from keras_kd._checks import check_fraction, check_positive_int
 from keras_kd._compat import keras, tf
+from keras_kd._distiller_checks import (
+    check_from_logits,
+    check_logits_model,
+    check_losses,
+    output_shape,
+)
 from keras_kd.distiller import Distiller
 
 _OPTIMIZER_TYPES = (keras.optimizers.Optimizer, keras.optimizers.legacy.Optimizer)
@@ -195,8 +201,8 @@ def settings(scheme, train, validation_data=None, **options):
     check_data("train", train)
     if validation_data is not None:
         check_data("validation_data", validation_data)
-    check_count("epochs", values["epochs"])
-    check_count("batch_size", values["batch_size"])
+    check_positive_int("epochs", values["epochs"])
+    check_positive_int("batch_size", values["batch_size"])
     _check_factory("optimizer", values["optimizer"], _OPTIMIZER_TYPES, _make_optimizer)
     if values["loss"] is None:
         values["loss"] = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -204,7 +210,7 @@ def settings(scheme, train, validation_data=None, **options):
     if values["losses"] is not None:
         _check_factory("losses", values["losses"], (list, tuple, keras.layers.Layer), _make_losses)
     if values["alpha"] is not None:
-        values["alpha"] = check_alpha(values["alpha"])
+        values["alpha"] = check_fraction("alpha", values["alpha"], "[0, 1]")
     callbacks = values["callbacks"]
     if callbacks is not None and not callable(callbacks):
         callbacks = values["callbacks"] = list(callbacks)
@@ -286,12 +292,6 @@ def _make_optimizer(optimizer):
     )
 
 
-def check_count(name, value):
-    """Raises ``ValueError`` naming ``name`` unless ``value`` is an integer >= 1."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, received: {name}={value!r}")
-
-
 def check_data(name, data):
     """Raises ``ValueError`` unless ``data`` is a dataset of (x, y[, w]) or an (x, y) tuple."""
     if isinstance(data, tf.data.Dataset):
@@ -333,7 +333,7 @@ def check_models(role, models):
     labeled = [(label or f"{role}[{i}]", model) for i, (label, model) in enumerate(models)]
     seen = {}
     for label, model in labeled:
-        check_model(label, model)
+        check_logits_model(label, model)
         if id(model) in seen:
             raise ValueError(
                 f"{label} and {seen[id(model)]} are the same model object; each must be a different "

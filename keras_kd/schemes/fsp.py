@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from keras_kd._checks import check_positive_int
 from keras_kd._compat import keras
 from keras_kd.distiller import Distiller
 from keras_kd.features import FeatureTap
@@ -71,7 +72,7 @@ def fsp_two_stage(
     """
     run = _training.settings("fsp_two_stage", train, validation_data, **options)
     if stage1_epochs is not None:
-        _training.check_count("stage1_epochs", stage1_epochs)
+        check_positive_int("stage1_epochs", stage1_epochs)
     if not isinstance(kd, bool) or not isinstance(compare_with_scratch, bool):
         raise ValueError(
             f"kd and compare_with_scratch must be True or False, received: kd={kd!r}, "

@@ -2,6 +2,7 @@
 
 from absl import logging
 
+from keras_kd._checks import check_positive_int, is_graph_model
 from keras_kd._compat import keras, tf
 from keras_kd.losses import _ops
 from keras_kd.schemes import _training
@@ -79,7 +80,7 @@ def born_again(teacher, make_model, train, validation_data=None, *, generations=
     """
     _training.check_models("teacher", [("teacher", teacher)])  # first: names a swapped order
     run = _training.settings("born_again", train, validation_data, **options)
-    _training.check_count("generations", generations)
+    check_positive_int("generations", generations)
     models = [_training.make(make_model, f"generation {k + 1}") for k in range(generations)]
     labeled = [(f"generation {k + 1}", m) for k, m in enumerate(models)]
     _training.check_models("generation", [("teacher", teacher), *labeled])
@@ -119,7 +120,7 @@ def ensemble(models, name="ensemble"):
     inputs = keras.Input(models[0].input_shape[1:], name=f"{name}_input")
     outputs = []
     for k, model in enumerate(models):
-        if getattr(model, "_is_graph_network", False):
+        if is_graph_model(model):
             model = keras.Model(model.inputs, model.outputs, name=f"{name}_member{k + 1}")
         outputs.append(model(inputs))
     return keras.Model(inputs, AverageProbabilities(name=f"{name}_average")(outputs), name=name)
@@ -225,8 +226,8 @@ def label_refinery(make_model, train, validation_data=None, *, max_rounds=3, pat
             "validation_data is required: it decides when refinement stops, received: "
             "validation_data=None"
         )
-    _training.check_count("max_rounds", max_rounds)
-    _training.check_count("patience", patience)
+    check_positive_int("max_rounds", max_rounds)
+    check_positive_int("patience", patience)
     models = [_training.make(make_model, "round 0"), _training.make(make_model, "round 1")]
     _training.check_models("round", [("round 0 model", models[0]), ("round 1 model", models[1])])
 

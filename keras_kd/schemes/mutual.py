@@ -1,10 +1,12 @@
 """Deep mutual learning: a cohort of students that teach each other while they train together."""
 
-from keras_kd._checks import check_alpha, check_from_logits
+from keras_kd._checks import check_fraction, check_positive
 from keras_kd._compat import keras, tf
-from keras_kd.losses.base import LogitLoss, validate_positive
+from keras_kd._distiller_checks import check_from_logits
+from keras_kd.losses.base import LogitLoss
 from keras_kd.losses.logits import LogitsKD
 from keras_kd.schemes import _training
+from keras_kd.training_step import StepOutputs, TrainingStep
 
 PEER_TARGETS = ("each", "mean")
 # Measured defaults of the peer term: README "Results", "Training schemes".
@@ -13,7 +15,7 @@ DEFAULT_TEMPERATURE = 1.0
 
 
 @keras.utils.register_keras_serializable(package="keras_kd")
-class MutualLearner(keras.Model):
+class MutualLearner(TrainingStep):
     """Trains a cohort of models together, each from the labels and from the others' predictions.
 
     Each step runs every cohort model once on the batch and minimizes, for each model ``k``,
@@ -75,7 +77,7 @@ class MutualLearner(keras.Model):
         super().__init__(**kwargs)
         models = check_cohort(models)
         self.cohort = models
-        self.alpha = check_alpha(DEFAULT_ALPHA if alpha is None else alpha)
+        self.alpha = check_fraction("alpha", DEFAULT_ALPHA if alpha is None else alpha, "[0, 1]")
         if peer_target not in PEER_TARGETS:
             raise ValueError(
                 f"peer_target must be one of {PEER_TARGETS}, received: peer_target={peer_target!r}"
@@ -84,7 +86,7 @@ class MutualLearner(keras.Model):
         self._custom_mimicry = mimicry is not None
         if mimicry is None:
             temperature = DEFAULT_TEMPERATURE if temperature is None else temperature
-            self.temperature = validate_positive("temperature", temperature)
+            self.temperature = check_positive("temperature", temperature)
             mimicry = LogitsKD(self.temperature, name="mimicry")
         elif temperature is not None:
             raise ValueError(
@@ -95,16 +97,10 @@ class MutualLearner(keras.Model):
             _check_logit_loss(mimicry)
             self.temperature = float(mimicry.temperature)
         self.mimicry = mimicry
-        self._hard_loss_fn = None
-        self._trackers = {"loss": keras.metrics.Mean(name="loss")}
-        for i in range(len(models)):
-            for part in ("loss", "hard_loss", "mimicry", "accuracy"):
-                self._trackers[f"model{i}_{part}"] = keras.metrics.Mean(name=f"model{i}_{part}")
+        names = [f"model{i}" for i in range(len(models))]
+        parts = ("loss", "hard_loss", "mimicry")
+        self._track(terms=[f"{n}_{part}" for n in names for part in parts], scored=names)
         self.built = True
-
-    @property
-    def metrics(self):
-        return list(self._trackers.values())
 
     def compile(self, optimizer="rmsprop", loss=None, **kwargs):
         """Configures training; ``loss`` is the hard-label loss on logits.
@@ -128,15 +124,11 @@ class MutualLearner(keras.Model):
             )
         kwargs.pop("metrics", None)
         super().compile(optimizer=optimizer, loss=loss, **kwargs)
-        loss = keras.losses.get(loss)
-        # Loss objects reduce over the batch (and refuse to under a distribution strategy outside
-        # Keras's own loop); their ``call`` gives per-example values, which this model averages.
-        self._hard_loss_fn = loss.call if isinstance(loss, keras.losses.Loss) else loss
 
     def compile_from_config(self, config):
         """Recompiles from ``get_compile_config()`` when a saved learner is loaded."""
         self.compile(**keras.saving.deserialize_keras_object(config))
-        self.optimizer.build(self._cohort_variables())
+        self.optimizer.build(self._step_variables())
 
     def call(self, inputs, training=None):
         return [model(inputs, training=training) for model in self.cohort]
@@ -161,62 +153,36 @@ class MutualLearner(keras.Model):
                 mimicry = tf.add_n([self.mimicry(peer, own) for peer in peers]) / len(peers)
             else:
                 mimicry = self.mimicry(self.mimicry.ensemble(peers), own)
-            result.append((self._hard_loss(y, own, sample_weight), mimicry))
+            result.append((self.hard_term(y, own, sample_weight), mimicry))
         return result
 
-    def _hard_loss(self, y, logits, sample_weight):
-        per_example = tf.cast(self._hard_loss_fn(y, logits), tf.float32)
-        per_example = tf.reshape(per_example, [tf.shape(logits)[0], -1])
-        per_example = tf.reduce_mean(per_example, axis=-1)
-        if sample_weight is None:
-            return tf.reduce_mean(per_example)
-        weights = tf.cast(tf.reshape(sample_weight, [-1]), tf.float32)
-        return tf.reduce_sum(per_example * weights) / tf.cast(tf.shape(per_example)[0], tf.float32)
+    def _step_terms(self, x, y, sample_weight, targets, training):
+        logits = [model(x, training=training) for model in self.cohort]
+        scored = {f"model{i}": z for i, z in enumerate(logits)}
+        if not training:
+            terms = [(f"model{i}_hard_loss", 1.0, self.hard_term(y, z, sample_weight))
+                     for i, z in enumerate(logits)]  # fmt: skip
+            return StepOutputs(terms, None, scored)
+        terms = []
+        for i, (model, (hard, mimicry)) in enumerate(
+            zip(self.cohort, self.cohort_losses(y, logits, sample_weight))
+        ):
+            own = self.alpha * hard + (1.0 - self.alpha) * mimicry
+            if model.losses:
+                own += tf.cast(tf.add_n(model.losses), tf.float32)
+            terms.append((f"model{i}_loss", 0.0, own))  # reported; its parts are in the total
+            terms.append((f"model{i}_hard_loss", self.alpha, hard))
+            terms.append((f"model{i}_mimicry", 1.0 - self.alpha, mimicry))
+        return StepOutputs(terms, None, scored)
 
-    def _cohort_variables(self):
+    def _step_variables(self):
         return [v for model in self.cohort for v in model.trainable_variables]
 
-    def train_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        with tf.GradientTape() as tape:
-            logits = [model(x, training=True) for model in self.cohort]
-            parts = self.cohort_losses(y, logits, sample_weight)
-            totals = []
-            for model, (hard, mimicry) in zip(self.cohort, parts):
-                total = self.alpha * hard + (1.0 - self.alpha) * mimicry
-                if model.losses:
-                    total += tf.cast(tf.add_n(model.losses), tf.float32)
-                totals.append(total)
-            summed = tf.add_n(totals)
-            scaled = summed / replicas
-        self.optimizer.minimize(scaled, self._cohort_variables(), tape=tape)
-        batch = tf.cast(tf.shape(logits[0])[0], tf.float32)
-        self._trackers["loss"].update_state(summed, sample_weight=batch)
-        for i, (total, (hard, mimicry), z) in enumerate(zip(totals, parts, logits)):
-            self._trackers[f"model{i}_loss"].update_state(total, sample_weight=batch)
-            self._trackers[f"model{i}_hard_loss"].update_state(hard, sample_weight=batch)
-            self._trackers[f"model{i}_mimicry"].update_state(mimicry, sample_weight=batch)
-            self._trackers[f"model{i}_accuracy"].update_state(_correct(y, z))
-        return {name: tracker.result() for name, tracker in self._trackers.items()}
+    def _step_regularization(self):
+        return [loss for model in self.cohort for loss in model.losses]
 
-    def test_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        logits = [model(x, training=False) for model in self.cohort]
-        logs = {}
-        hards = [self._hard_loss(y, tf.cast(z, tf.float32), sample_weight) for z in logits]
-        batch = tf.cast(tf.shape(logits[0])[0], tf.float32)
-        self._trackers["loss"].update_state(tf.add_n(hards), sample_weight=batch)
-        logs["loss"] = self._trackers["loss"].result()
-        for i, (hard, z) in enumerate(zip(hards, logits)):
-            for part, value, weight in (
-                ("hard_loss", hard, batch),
-                ("accuracy", _correct(y, z), None),
-            ):
-                tracker = self._trackers[f"model{i}_{part}"]
-                tracker.update_state(value, sample_weight=weight)
-                logs[tracker.name] = tracker.result()
-        return logs
+    def _guarded_layers(self):
+        return list(self.cohort)
 
     def get_config(self):
         return {
@@ -334,13 +300,3 @@ def check_cohort(models):
         )
     _training.check_models("models", [(None, m) for m in models])
     return models
-
-
-def _correct(y, logits):
-    """Per-example 1.0/0.0 top-1 correctness for sparse or one-hot ``y``."""
-    predicted = tf.argmax(logits, axis=-1, output_type=tf.int64)
-    if y.shape.rank == logits.shape.rank and y.shape[-1] == logits.shape[-1] != 1:
-        labels = tf.argmax(y, axis=-1, output_type=tf.int64)
-    else:
-        labels = tf.reshape(tf.cast(y, tf.int64), tf.shape(predicted))
-    return tf.cast(tf.equal(predicted, labels), tf.float32)

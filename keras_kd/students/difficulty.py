@@ -8,7 +8,7 @@ Sweeping the threshold traces the accuracy-compute curve.
 
 import numpy as np
 
-from keras_kd.losses.base import validate_non_negative
+from keras_kd._checks import check_number
 
 DEFAULT_THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999, 1.01)
 
@@ -34,7 +34,7 @@ def first_confident(logits, threshold):
         >>> first_confident(np.zeros([4, 3, 10]), threshold=0.5)
         array([2, 2, 2, 2])
     """
-    threshold = validate_non_negative("threshold", threshold)
+    threshold = check_number("threshold", threshold)
     logits = np.asarray(logits, dtype=np.float64)
     if logits.ndim != 3:
         raise ValueError(

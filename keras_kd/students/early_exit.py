@@ -3,11 +3,13 @@
 import numpy as np
 
 from keras_kd import _labels
+from keras_kd._checks import is_graph_model
 from keras_kd._compat import keras, tf
 from keras_kd.students._self_training import SelfTrainingModel
 from keras_kd.students.difficulty import first_confident
 from keras_kd.students.exit_loss import ExitDistillation
 from keras_kd.students.macs import count_macs
+from keras_kd.training_step import StepOutputs
 
 _POOLS = {3: keras.layers.AveragePooling1D, 4: keras.layers.AveragePooling2D}
 
@@ -95,11 +97,7 @@ class EarlyExit(SelfTrainingModel):
             self.exit_flattens.append(keras.layers.Flatten(name=f"exit{index}_flatten"))
             self.exit_heads.append(keras.layers.Dense(num_classes, name=f"exit{index}_logits"))
         self._graph = keras.Model(model.inputs, self._exit_outputs(), name=f"{self.name}_graph")
-        self._loss_tracker = keras.metrics.Mean(name="loss")
-        self._accuracies = [
-            keras.metrics.SparseCategoricalAccuracy(name=f"exit{i}_accuracy")
-            for i in range(self.num_exits)
-        ]
+        self._track(scored=[f"exit{i}" for i in range(self.num_exits)])
         self.built = True
 
     @property
@@ -119,35 +117,14 @@ class EarlyExit(SelfTrainingModel):
     def call(self, inputs, training=None):
         return tf.stack(self._graph(inputs, training=training), axis=1)
 
-    @property
-    def metrics(self):
-        return [self._loss_tracker, *self._accuracies]
-
-    def train_step(self, data):
-        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+    def _step_terms(self, x, y, sample_weight, targets, training):
         if y is None:
             raise ValueError("EarlyExit.fit needs labels y; pass (x, y)")
-        with tf.GradientTape() as tape:
-            logits = self(x, training=True)
-            labels = _labels.sparse_labels(y, logits[:, -1])
-            loss = self.exit_loss(None, logits, labels=labels)
-            if self.losses:
-                loss += tf.add_n(self.losses)
-        self.optimizer.minimize(loss, self.trainable_variables, tape=tape)
-        return self._update(loss, labels, logits)
-
-    def test_step(self, data):
-        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-        logits = self(x, training=False)
+        logits = self(x, training=training)
+        # Unlabeled rows (-1) learn from the last exit's top-1, as in the Distiller's label terms.
         labels = _labels.sparse_labels(y, logits[:, -1])
-        return self._update(self.exit_loss(None, logits, labels=labels), labels, logits)
-
-    def _update(self, loss, labels, logits):
-        batch = tf.cast(tf.shape(logits)[0], tf.float32)
-        self._loss_tracker.update_state(loss, sample_weight=batch)
-        for index, metric in enumerate(self._accuracies):
-            metric.update_state(labels, logits[:, index])
-        return {m.name: m.result() for m in self.metrics}
+        scored = {f"exit{i}": logits[:, i] for i in range(self.num_exits)}
+        return StepOutputs([(None, 1.0, self.exit_loss(None, logits, labels=labels))], None, scored)
 
     def exit_logits(self, x, batch_size=256):
         """Every exit's logits on ``x`` as numpy, shape ``(N, num_exits, classes)``."""
@@ -278,7 +255,7 @@ class EarlyExit(SelfTrainingModel):
 
 
 def _check_backbone(model):
-    if not isinstance(model, keras.Model) or not getattr(model, "_is_graph_network", False):
+    if not is_graph_model(model):
         raise ValueError(
             f"model must be a built Functional or Sequential keras.Model, received: model={model!r}"
         )

@@ -1,8 +1,9 @@
 """The early-exit objective: cross-entropy on every exit, distillation into the earlier exits."""
 
+from keras_kd._checks import check_number, check_positive
 from keras_kd._compat import keras, tf
 from keras_kd.losses import _ops
-from keras_kd.losses.base import LogitLoss, as_float32, validate_non_negative, validate_positive
+from keras_kd.losses.base import LogitLoss, as_float32
 
 
 @keras.utils.register_keras_serializable(package="keras_kd")
@@ -49,9 +50,9 @@ class ExitDistillation(LogitLoss):
     def __init__(self, temperature=4.0, distillation_weight=1.0, teacher_weight=1.0, **kwargs):
         kwargs.setdefault("name", "exit_distillation")
         super().__init__(**kwargs)
-        self.temperature = validate_positive("temperature", temperature)
-        self.distillation_weight = validate_non_negative("distillation_weight", distillation_weight)
-        self.teacher_weight = validate_non_negative("teacher_weight", teacher_weight)
+        self.temperature = check_positive("temperature", temperature)
+        self.distillation_weight = check_number("distillation_weight", distillation_weight)
+        self.teacher_weight = check_number("teacher_weight", teacher_weight)
 
     def terms(self, teacher, student, labels):
         """Returns ``(cross_entropy, self_distillation, teacher_distillation)``, float32 scalars."""

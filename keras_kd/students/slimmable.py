@@ -2,10 +2,9 @@
 
 import numpy as np
 
-from keras_kd import _labels
+from keras_kd._checks import check_fraction, check_positive
 from keras_kd._compat import keras, tf
 from keras_kd.losses import _ops
-from keras_kd.losses.base import validate_positive
 from keras_kd.students._self_training import SelfTrainingModel
 from keras_kd.students.macs import count_macs
 from keras_kd.students.slimmable_layers import (
@@ -14,9 +13,9 @@ from keras_kd.students.slimmable_layers import (
     SlimmableDense,
     SwitchableBatchNormalization,
     active_units,
-    check_width,
     check_widths,
 )
+from keras_kd.training_step import StepOutputs
 
 _WIDTH_FREE = (
     keras.layers.Activation,
@@ -87,22 +86,18 @@ class SlimmableModel(SelfTrainingModel):
                 f"num_random must be an integer >= 0, received: num_random={num_random!r}"
             )
         self.num_random = num_random
-        self.temperature = validate_positive("temperature", temperature)
+        self.temperature = check_positive("temperature", temperature)
         for layer in self.chain:
             if isinstance(layer, SwitchableBatchNormalization) and layer.widths != self.widths:
                 raise ValueError(
                     f"layer {layer.name!r} has widths {list(layer.widths)} but the model runs at "
                     f"widths={list(self.widths)}; give both the same widths"
                 )
-        self._loss_tracker = keras.metrics.Mean(name="loss")
-        self._accuracies = {
-            w: keras.metrics.SparseCategoricalAccuracy(name=f"width_{w:g}_accuracy")
-            for w in self.widths
-        }
+        self._track(scored=[f"width_{w:g}" for w in self.widths])
         self(tf.zeros((1, *self.example_shape)), training=False)
 
     def call(self, inputs, training=None, width=None):
-        width = 1.0 if width is None else check_width(width)
+        width = 1.0 if width is None else check_fraction("width", width, "(0, 1]")
         x = inputs
         for layer in self.chain:
             if isinstance(layer, SwitchableBatchNormalization):
@@ -113,49 +108,27 @@ class SlimmableModel(SelfTrainingModel):
                 x = layer(x, training=training)
         return x
 
-    @property
-    def metrics(self):
-        return [self._loss_tracker, *self._accuracies.values()]
-
-    def train_step(self, data):
-        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+    def _step_terms(self, x, y, sample_weight, targets, training):
         widest, narrowest = self.widths[-1], self.widths[0]
+        logits = tf.cast(self(x, training=training, width=widest), tf.float32)  # mixed precision
+        terms = [(None, 1.0, self.hard_term(y, logits, sample_weight))]
+        if not training:  # every width's accuracy
+            scored = {f"width_{w:g}": self(x, training=False, width=w) for w in self.widths[:-1]}
+            return StepOutputs(terms, None, {**scored, f"width_{widest:g}": logits})
+        # The sandwich rule: the narrowest and num_random middle widths learn from the widest.
+        target = tf.stop_gradient(logits)
+        if narrowest != widest:
+            terms.append((None, 1.0, self._inplace(target, x, narrowest)))
         middle = self.widths[1:-1]
-        with tf.GradientTape() as tape:
-            logits = tf.cast(self(x, training=True, width=widest), tf.float32)  # mixed precision
-            labels = _labels.sparse_labels(y, logits)
-            loss = tf.reduce_mean(
-                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-            )
-            target = tf.stop_gradient(logits)
-            if narrowest != widest:
-                loss += self._inplace(target, x, narrowest)
-            for _ in range(self.num_random if middle else 0):
-                pick = tf.random.uniform([], 0, len(middle), dtype=tf.int32)
-                branches = [lambda w=w: self._inplace(target, x, w) for w in middle]
-                loss += tf.switch_case(pick, branches)
-            if self.losses:
-                loss += tf.add_n(self.losses)
-        self.optimizer.minimize(loss, self.trainable_variables, tape=tape)
-        self._loss_tracker.update_state(loss, sample_weight=tf.cast(tf.shape(x)[0], tf.float32))
-        self._accuracies[widest].update_state(labels, logits)
-        return {m.name: m.result() for m in (self._loss_tracker, self._accuracies[widest])}
+        for _ in range(self.num_random if middle else 0):
+            pick = tf.random.uniform([], 0, len(middle), dtype=tf.int32)
+            branches = [lambda w=w: self._inplace(target, x, w) for w in middle]
+            terms.append((None, 1.0, tf.switch_case(pick, branches)))
+        return StepOutputs(terms, None, {f"width_{widest:g}": logits})
 
     def _inplace(self, target, x, width):
         student = tf.cast(self(x, training=True, width=width), tf.float32)
         return _ops.soft_target_loss(target, student, self.temperature)
-
-    def test_step(self, data):
-        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-        widest = tf.cast(self(x, training=False), tf.float32)
-        labels = _labels.sparse_labels(y, widest)
-        loss = tf.reduce_mean(
-            tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=widest)
-        )
-        self._loss_tracker.update_state(loss, sample_weight=tf.cast(tf.shape(x)[0], tf.float32))
-        for width, metric in self._accuracies.items():
-            metric.update_state(labels, widest if width == 1.0 else self(x, False, width=width))
-        return {m.name: m.result() for m in self.metrics}
 
     def width_logits(self, x, batch_size=256):
         """Every width's logits on ``x`` as numpy, shape ``(N, len(widths), classes)``."""
@@ -277,7 +250,7 @@ def at_width(model, width):
     """
     if not isinstance(model, SlimmableModel):
         raise ValueError(f"model must be a SlimmableModel, received: model={model!r}")
-    width = check_width(width)
+    width = check_fraction("width", width, "(0, 1]")
     if width not in model.widths and any(
         isinstance(layer, SwitchableBatchNormalization) for layer in model.chain
     ):

@@ -2,8 +2,7 @@
 
 import math
 
-import numpy as np
-
+from keras_kd._checks import check_fraction
 from keras_kd._compat import keras, tf
 
 DEFAULT_WIDTHS = (0.25, 0.5, 0.75, 1.0)
@@ -30,17 +29,25 @@ def active_units(units, width):
     return max(1, int(math.floor(units * width + 0.5)))
 
 
-def check_width(width, name="width"):
-    """Returns ``float(width)`` or raises ``ValueError`` unless it is a number in (0, 1]."""
-    if isinstance(width, bool) or not isinstance(width, (int, float, np.floating)):
-        raise ValueError(f"{name} must be a number in (0, 1], received: {name}={width!r}")
-    if not 0 < width <= 1:
-        raise ValueError(f"{name} must be in (0, 1], received: {name}={width!r}")
-    return float(width)
+class _Slimmable:
+    """What the slimmable Dense and Conv2D share: the active units, bias and activation, config."""
+
+    slimmable = True
+
+    def _active(self, units, width):
+        return active_units(units, width) if self.slim_output else units
+
+    def _bias_and_activation(self, outputs, out):
+        if self.use_bias:
+            outputs = tf.nn.bias_add(outputs, self.bias[:out])
+        return self.activation(outputs) if self.activation is not None else outputs
+
+    def get_config(self):
+        return {**super().get_config(), "slim_output": self.slim_output}
 
 
 @keras.utils.register_keras_serializable(package="keras_kd")
-class SlimmableDense(keras.layers.Dense):
+class SlimmableDense(_Slimmable, keras.layers.Dense):
     """A Dense layer whose first ``active_units(units, width)`` units run at a width multiplier.
 
     The kernel is sliced to the incoming features (the previous layer's active units) and to the
@@ -61,8 +68,6 @@ class SlimmableDense(keras.layers.Dense):
         >>> half = layer(tf.zeros([2, 32]), width=0.5)  # shape (2, 32)
     """
 
-    slimmable = True
-
     def __init__(self, units, slim_output=True, **kwargs):
         super().__init__(units, **kwargs)
         self.slim_output = bool(slim_output)
@@ -72,18 +77,13 @@ class SlimmableDense(keras.layers.Dense):
         self.input_spec = keras.layers.InputSpec(min_ndim=2)  # narrower inputs at small widths
 
     def call(self, inputs, width=1.0):
-        out = active_units(self.units, width) if self.slim_output else self.units
+        out = self._active(self.units, width)
         outputs = tf.matmul(inputs, self.kernel[: inputs.shape[-1], :out])
-        if self.use_bias:
-            outputs = tf.nn.bias_add(outputs, self.bias[:out])
-        return self.activation(outputs) if self.activation is not None else outputs
-
-    def get_config(self):
-        return {**super().get_config(), "slim_output": self.slim_output}
+        return self._bias_and_activation(outputs, out)
 
 
 @keras.utils.register_keras_serializable(package="keras_kd")
-class SlimmableConv2D(keras.layers.Conv2D):
+class SlimmableConv2D(_Slimmable, keras.layers.Conv2D):
     """A Conv2D layer whose first ``active_units(filters, width)`` filters run at a given width.
 
     The kernel is sliced to the incoming channels and to the active filters; channels-last, no
@@ -105,8 +105,6 @@ class SlimmableConv2D(keras.layers.Conv2D):
         >>> quarter = layer(tf.zeros([1, 8, 8, 1]), width=0.25)  # 4 channels
     """
 
-    slimmable = True
-
     def __init__(self, filters, kernel_size, slim_output=True, **kwargs):
         super().__init__(filters, kernel_size, **kwargs)
         if self.data_format != "channels_last" or self.groups != 1:
@@ -121,7 +119,7 @@ class SlimmableConv2D(keras.layers.Conv2D):
         self.input_spec = keras.layers.InputSpec(ndim=4)  # narrower inputs at small widths
 
     def call(self, inputs, width=1.0):
-        out = active_units(self.filters, width) if self.slim_output else self.filters
+        out = self._active(self.filters, width)
         outputs = tf.nn.conv2d(
             inputs,
             self.kernel[:, :, : inputs.shape[-1], :out],
@@ -129,12 +127,7 @@ class SlimmableConv2D(keras.layers.Conv2D):
             padding=self.padding.upper(),
             dilations=self.dilation_rate,
         )
-        if self.use_bias:
-            outputs = tf.nn.bias_add(outputs, self.bias[:out])
-        return self.activation(outputs) if self.activation is not None else outputs
-
-    def get_config(self):
-        return {**super().get_config(), "slim_output": self.slim_output}
+        return self._bias_and_activation(outputs, out)
 
 
 @keras.utils.register_keras_serializable(package="keras_kd")
@@ -200,7 +193,7 @@ def check_widths(widths):
     """Returns ``widths`` as a sorted tuple of distinct floats in (0, 1] that includes 1.0."""
     if isinstance(widths, (str, bytes)) or not hasattr(widths, "__iter__"):
         raise ValueError(f"widths must be a list of numbers in (0, 1], received: widths={widths!r}")
-    values = [check_width(w, "widths") for w in widths]
+    values = [check_fraction("widths", w, "(0, 1]") for w in widths]
     if not values or len(set(values)) != len(values) or 1.0 not in values:
         raise ValueError(
             "widths must be distinct numbers in (0, 1] including 1.0 (the full model), "

@@ -13,6 +13,13 @@ and ``2i + 2`` (right); leaf ``l`` is reached by the branches of the bits of ``l
 
 import numpy as np
 
+from keras_kd._checks import (
+    check_choice,
+    check_fraction,
+    check_number,
+    check_positive,
+    check_positive_int,
+)
 from keras_kd._compat import keras, tf
 
 INFERENCE_MODES = ("mixture", "max_path")
@@ -23,37 +30,16 @@ _EPSILON = 1e-7
 def _check_config(
     depth, num_classes, inverse_temperature, penalty_strength, penalty_decay, inference
 ):
-    for name, value, low in (("depth", depth, 1), ("num_classes", num_classes, 2)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, received: {name}={value!r}")
+    check_positive_int("depth", depth)
+    check_positive_int("num_classes", num_classes, minimum=2)
     if depth > MAX_DEPTH:
         raise ValueError(
             f"depth must be <= {MAX_DEPTH} (a tree of depth d has 2**d leaves), received: depth={depth}"
         )
-    numbers = {
-        "inverse_temperature": inverse_temperature,
-        "penalty_strength": penalty_strength,
-        "penalty_decay": penalty_decay,
-    }
-    for name, value in numbers.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
-            raise ValueError(f"{name} must be a number, received: {name}={value!r}")
-    if not inverse_temperature > 0:
-        raise ValueError(
-            f"inverse_temperature must be > 0, received: inverse_temperature={inverse_temperature!r}"
-        )
-    if not penalty_strength >= 0:
-        raise ValueError(
-            f"penalty_strength must be >= 0, received: penalty_strength={penalty_strength!r}"
-        )
-    if not 0 < penalty_decay <= 1:
-        raise ValueError(
-            f"penalty_decay must be in (0, 1], received: penalty_decay={penalty_decay!r}"
-        )
-    if inference not in INFERENCE_MODES:
-        raise ValueError(
-            f"inference must be one of {list(INFERENCE_MODES)}, received: inference={inference!r}"
-        )
+    check_positive("inverse_temperature", inverse_temperature)
+    check_number("penalty_strength", penalty_strength)
+    check_fraction("penalty_decay", penalty_decay, "(0, 1]")
+    check_choice("inference", inference, INFERENCE_MODES)
 
 
 def _path_masks(depth):

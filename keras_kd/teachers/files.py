@@ -145,10 +145,7 @@ class SavedModelTeacher(ForeignTeacher):
         return self._function(**{self._input_name: x})[self.output]
 
     def fingerprint(self):
-        digest = hashlib.blake2b(super().fingerprint(), digest_size=16)
-        for variable in self._function.variables:
-            digest.update(np.ascontiguousarray(variable.numpy()).data)
-        return digest.digest()
+        return self._fingerprint_with(self._function.variables)
 
     def get_config(self):
         if not isinstance(self.path, (str, os.PathLike)):

@@ -63,6 +63,13 @@ class ForeignTeacher:
         """Bytes that change when the teacher's outputs may change (the teacher cache's key)."""
         return f"{type(self).__name__}:{self.name}".encode()
 
+    def _fingerprint_with(self, weights):
+        """``fingerprint`` of this kind and name digested with the values of ``weights``."""
+        digest = hashlib.blake2b(ForeignTeacher.fingerprint(self), digest_size=16)
+        for weight in weights:
+            digest.update(np.ascontiguousarray(weight.numpy()).data)
+        return digest.digest()
+
     def get_config(self):
         """The config that rebuilds this teacher (``keras_kd.teachers.deserialize``).
 
@@ -167,10 +174,7 @@ class Keras3Teacher(ForeignTeacher):
         }
 
     def fingerprint(self):
-        digest = hashlib.blake2b(super().fingerprint(), digest_size=16)
-        for weight in self.model.weights:
-            digest.update(np.ascontiguousarray(weight.numpy()).data)
-        return digest.digest()
+        return self._fingerprint_with(self.model.weights)
 
 
 class NumpyTeacher(ForeignTeacher):

@@ -16,6 +16,7 @@ import copy
 import numpy as np
 from absl import logging
 
+from keras_kd._checks import is_graph_model
 from keras_kd._compat import keras, tf
 
 PRECISIONS = ("auto", "float32", "bfloat16")
@@ -75,7 +76,7 @@ def bfloat16_copy(model):
         >>> fast.layers[1].compute_dtype
         'bfloat16'
     """
-    if not getattr(model, "_is_graph_network", False):
+    if not is_graph_model(model):
         return None
     config = copy.deepcopy(model.get_config())
     if isinstance(model, keras.Sequential):

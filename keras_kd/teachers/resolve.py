@@ -2,6 +2,7 @@
 
 import os
 
+from keras_kd._checks import is_graph_model
 from keras_kd._compat import keras
 from keras_kd._keras3 import is_keras3_model
 from keras_kd.teachers.files import SavedModelTeacher, TFLiteTeacher
@@ -52,7 +53,7 @@ def as_teacher(teacher, role="teacher", student=None):
         result = CallableTeacher(teacher)
     else:
         raise TypeError(f"{role} must be {KINDS}, received: {role}={teacher!r}")
-    if isinstance(result, CallableTeacher) and getattr(student, "_is_graph_network", False):
+    if isinstance(result, CallableTeacher) and is_graph_model(student):
         if len(student.inputs) == 1:
             result.probe(tuple(student.inputs[0].shape[1:]))
     return result
