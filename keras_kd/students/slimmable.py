@@ -98,8 +98,12 @@ class SlimmableModel(SelfTrainingModel):
 
     def call(self, inputs, training=None, width=None):
         width = 1.0 if width is None else check_fraction("width", width, "(0, 1]")
-        x = inputs
-        for layer in self.chain:
+        return self._run(inputs, width, training, self.chain)
+
+    @staticmethod
+    def _run(x, width, training, layers):
+        """``layers`` applied in order at ``width``."""
+        for layer in layers:
             if isinstance(layer, SwitchableBatchNormalization):
                 x = layer(x, width=width, training=training)
             elif getattr(layer, "slimmable", False):
@@ -187,14 +191,7 @@ class SlimmableModel(SelfTrainingModel):
 
     def _prefix(self, x, width, stop):
         """The output of ``chain[:stop]`` at ``width`` in inference mode, as numpy."""
-        for layer in self.chain[:stop]:
-            if isinstance(layer, SwitchableBatchNormalization):
-                x = layer(x, width=width, training=False)
-            elif getattr(layer, "slimmable", False):
-                x = layer(x, width=width)
-            else:
-                x = layer(x, training=False)
-        return np.asarray(x)
+        return np.asarray(self._run(x, width, False, self.chain[:stop]))
 
     def width_macs(self):
         """MACs of one example at each width (``count_macs`` of ``at_width``), narrowest first."""
