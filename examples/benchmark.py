@@ -18,7 +18,6 @@ if not __package__:  # python examples/<name>.py: import the package as `python 
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import examples  # noqa: F401  (quiets TensorFlow before keras_kd imports it)
 
-import json
 import time
 
 import numpy as np
@@ -52,38 +51,36 @@ class _EpochSeconds(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
-def run(
+@common_flags.with_settings(
+    "epochs teacher_epochs learning_rate temperature alpha verbose",
     dataset="fashion_mnist",
     train_size=5000,
-    epochs=10,
-    teacher_epochs=10,
-    seeds=3,
     batch_size=128,
-    learning_rate=3e-3,
-    temperature=4.0,
-    alpha=0.1,
-    method_names=methods.METHODS,
+    seeds=3,
     output_dir="keras_kd_runs/benchmark",
-    verbose=0,
-):
+)
+def run(s, method_names=methods.METHODS):
     """Runs scratch and every method for each seed; returns the table as a dict (see module doc).
+
+    ``s`` holds the shared flags' values (``common_flags.with_settings``); the arguments are
+    the script's flags (``--helpfull``).
 
     ``verbose`` is Keras ``fit``'s (0 silent, 1 progress bars, 2 a line per epoch).
     """
-    (x, y), (x_test, y_test) = kd.data.load(dataset)
-    os.makedirs(output_dir, exist_ok=True)
-    order = np.random.default_rng(0).permutation(len(x))[: train_size or len(x)]
+    (x, y), (x_test, y_test) = kd.data.load(s.dataset)
+    os.makedirs(s.output_dir, exist_ok=True)
+    order = np.random.default_rng(0).permutation(len(x))[: s.train_size or len(x)]
     x_small, y_small = x[order], y[order]
     classes = int(max(y.max(), y_test.max())) + 1
     # The example CNN teacher, trained as examples/transfer.py trains it (Adam 1e-3, seed 0).
-    teacher = dict(batch_size=batch_size, learning_rate=1e-3, verbose=verbose, seed=0)
-    path = os.path.join(output_dir, "teacher.keras")
-    teachers = {"default": train_teacher(x, y, teacher_epochs, 64, path=path, **teacher)}
+    teacher = dict(batch_size=s.batch_size, learning_rate=1e-3, verbose=s.verbose, seed=0)
+    path = os.path.join(s.output_dir, "teacher.keras")
+    teachers = {"default": train_teacher(x, y, s.teacher_epochs, 64, path=path, **teacher)}
     if "fsp" in method_names:
-        path = os.path.join(output_dir, "teacher_w16.keras")
-        teachers["fsp"] = train_teacher(x, y, teacher_epochs, 16, path=path, **teacher)
+        path = os.path.join(s.output_dir, "teacher_w16.keras")
+        teachers["fsp"] = train_teacher(x, y, s.teacher_epochs, 16, path=path, **teacher)
     rows = {name: {"accuracy": [], "seconds_per_epoch": []} for name in ["scratch", *method_names]}
-    for seed in range(seeds):
+    for seed in range(s.seeds):
         keras.utils.set_random_seed(seed + 1)
         initial = make_student(x.shape[1:], classes)
         for name in rows:
@@ -94,19 +91,19 @@ def run(
             else:
                 teacher = teachers.get(name, teachers["default"])
                 model = kd.Distiller(
-                    student, teacher, **methods.make_losses(name, temperature, alpha)
+                    student, teacher, **methods.make_losses(name, s.temperature, s.alpha)
                 )
             model.compile(
-                keras.optimizers.Adam(learning_rate), kd.recipes.hard_loss(), metrics=["accuracy"]
+                keras.optimizers.Adam(s.learning_rate), kd.recipes.hard_loss(), metrics=["accuracy"]
             )
             timer = _EpochSeconds()
             keras.utils.set_random_seed(seed + 2)
             model.fit(
                 x_small,
                 y_small,
-                epochs=epochs,
-                batch_size=batch_size,
-                verbose=verbose,
+                epochs=s.epochs,
+                batch_size=s.batch_size,
+                verbose=s.verbose,
                 callbacks=[timer],
             )
             accuracy = float(model.evaluate(x_test, y_test, verbose=0)[1])
@@ -115,16 +112,16 @@ def run(
             logging.info("seed %d %s: %.4f", seed, name, accuracy)
     teacher_acc = {k: float(t.evaluate(x_test, y_test, verbose=0)[1]) for k, t in teachers.items()}
     result = {
-        "dataset": dataset,
+        "dataset": s.dataset,
         "train_size": len(x_small),
-        "epochs": epochs,
-        "seeds": seeds,
-        "temperature": temperature,
-        "alpha": alpha,
+        "epochs": s.epochs,
+        "seeds": s.seeds,
+        "temperature": s.temperature,
+        "alpha": s.alpha,
         "teacher_acc": teacher_acc,
         "rows": rows,
     }
-    return common_flags.write_result(output_dir, "benchmark", result, markdown(result))
+    return common_flags.write_result(s.output_dir, "benchmark", result, markdown(result))
 
 
 def markdown(result):
@@ -150,12 +147,12 @@ common_flags.define(FLAGS, run)
 def main(argv):
     common_flags.reject_extra_arguments(argv)
     result = run(**common_flags.arguments(run, FLAGS, method_names="methods"))
-    print(
+    common_flags.print_result(
+        result,
         f"teachers {result['teacher_acc']}; {result['train_size']} training examples, "
-        f"{result['epochs']} epochs"
+        f"{result['epochs']} epochs",
+        markdown(result),
     )
-    print(markdown(result))
-    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -27,8 +27,7 @@ from absl import flags, logging
 
 from examples import common_flags
 from examples.compress_measure import measure
-from examples.compress_recipes import make_train_fn, teacher_and_data
-from examples.models import make_student
+from examples.compress_recipes import float_student, teacher_and_data
 from keras_kd import compress, keras
 
 FLAGS = flags.FlagValues()
@@ -51,25 +50,16 @@ ROWS = (
 )
 
 
-def run(
-    dataset="digits",
-    train_size=0,
-    epochs=10,
-    finetune_epochs=4,
-    teacher_epochs=10,
-    teacher_width=32,
-    student_width=16,
-    batch_size=64,
-    learning_rate=3e-3,
-    temperature=4.0,
-    alpha=0.1,
-    seed=0,
+@common_flags.with_settings(
+    "dataset train_size epochs teacher_epochs batch_size learning_rate temperature alpha seed"
+    " teacher_width student_width verbose",
     output_dir="keras_kd_runs/compress_benchmark",
-    verbose=0,
-    rows=None,
-    tflite=True,
-):
+)
+def run(s, finetune_epochs=4, rows=None, tflite=True):
     """Every row of ``ROWS`` (or those labelled in ``rows``), distilled and on labels alone.
+
+    ``s`` holds the shared flags' values (``common_flags.with_settings``); the arguments are
+    the script's flags (``--helpfull``).
 
     Returns:
         ``{"teacher_acc", "train_size", "test_size", "rows": [measure(...) + row, distilled]}``.
@@ -82,30 +72,18 @@ def run(
         raise ValueError(
             f"rows must be labels of ROWS {[label for label, _, _ in ROWS]}, received: {unknown}"
         )
-    os.makedirs(output_dir, exist_ok=True)
-    (x, y), (x_test, y_test), classes, teacher, teacher_acc = teacher_and_data(
-        dataset, train_size, seed, teacher_epochs, teacher_width, batch_size, learning_rate, verbose
-    )
-    steps = finetune_epochs * math.ceil(len(x) / batch_size)
+    os.makedirs(s.output_dir, exist_ok=True)
+    (x, y), (x_test, y_test), classes, teacher, teacher_acc = teacher_and_data(s)
+    steps = finetune_epochs * math.ceil(len(x) / s.batch_size)
     results = []
     for distill in (True, False):
-        common = dict(
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            temperature=temperature,
-            alpha=alpha,
-            distill=distill,
-            verbose=verbose,
-        )
-        keras.utils.set_random_seed(seed + 1)
-        base = make_student(x.shape[1:], classes, width=student_width)
-        make_train_fn(teacher, x, y, epochs, **common)(base)
-        finetune = make_train_fn(teacher, x, y, finetune_epochs, **common)
+        base, fine_tune = float_student(s, teacher, x, y, classes, distill)
+        finetune = fine_tune(finetune_epochs)
         for label, methods, options in ROWS:
             if rows is not None and label not in rows:
                 continue
             logging.info("%s (%s)", label, "distilled" if distill else "labels only")
-            keras.utils.set_random_seed(seed + 2)
+            keras.utils.set_random_seed(s.seed + 2)
             model = compress.strip(base)
             if not methods:
                 finetune(model)  # the float row gets the same extra epochs
@@ -115,7 +93,7 @@ def run(
             else:
                 model = compress.apply_recipe(model, methods, finetune, steps, **options)
             name = f"{'kd' if distill else 'labels'}_{len(results):02d}"
-            result = measure(model, name, x_test, y_test, output_dir, tflite)
+            result = measure(model, name, x_test, y_test, s.output_dir, tflite)
             results.append({"row": label, "distilled": distill, **result})
     return {
         "teacher_acc": teacher_acc,

@@ -81,17 +81,21 @@ def run_mode(deterministic, dataset, train_size, epochs, batch_size, seed, width
     }
 
 
-def run(
+@common_flags.with_settings(
+    "seed teacher_width",
     dataset="fashion_mnist",
     train_size=10000,
     epochs=4,
     batch_size=128,
-    seed=0,
-    teacher_width=32,
     student_width=8,
-):
-    """Runs both modes, each in a subprocess, and returns the results dict (see module doc)."""
-    kd.data.load(dataset)  # a missing dataset fails here, in one line, not in a subprocess
+)
+def run(s):
+    """Runs both modes, each in a subprocess, and returns the results dict (see module doc).
+
+    ``s`` holds the shared flags' values (``common_flags.with_settings``); the arguments are
+    the script's flags (``--helpfull``).
+    """
+    kd.data.load(s.dataset)  # a missing dataset fails here, in one line, not in a subprocess
     results = {}
     for mode in ("off", "on"):
         command = [
@@ -99,13 +103,13 @@ def run(
             "-m",
             "examples.benchmark_determinism",
             f"--determinism_mode={mode}",
-            f"--dataset={dataset}",
-            f"--train_size={train_size}",
-            f"--epochs={epochs}",
-            f"--batch_size={batch_size}",
-            f"--seed={seed}",
-            f"--teacher_width={teacher_width}",
-            f"--student_width={student_width}",
+            f"--dataset={s.dataset}",
+            f"--train_size={s.train_size}",
+            f"--epochs={s.epochs}",
+            f"--batch_size={s.batch_size}",
+            f"--seed={s.seed}",
+            f"--teacher_width={s.teacher_width}",
+            f"--student_width={s.student_width}",
         ]
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         logging.info("Running %s", " ".join(command))

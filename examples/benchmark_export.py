@@ -41,14 +41,7 @@ FLAGS = flags.FlagValues()
 flags.DEFINE_integer(
     "fine_tune_epochs", 2, "Epochs of QAT and of pruning.", lower_bound=1, flag_values=FLAGS
 )
-flags.DEFINE_float(
-    "sparsity",
-    0.75,
-    "Sparsity of the pruned row.",
-    lower_bound=0.0,
-    upper_bound=0.99,
-    flag_values=FLAGS,
-)
+flags.DEFINE_float("sparsity", 0.75, "Sparsity of the pruned row.", 0.0, 0.99, flag_values=FLAGS)
 _THREADS = (1, 2)
 
 
@@ -128,54 +121,55 @@ def _compressed_rows(
     return rows
 
 
-def run(
+@common_flags.with_settings(
+    "train_size seed student_width model unsafe_deserialization verbose",
     dataset="fashion_mnist",
-    model=None,
-    train_size=0,
     epochs=5,
-    fine_tune_epochs=2,
-    student_width=16,
     batch_size=128,
-    sparsity=0.75,
     runs=200,
-    seed=0,
     output_dir="keras_kd_runs/benchmark_export",
-    verbose=0,
-    unsafe_deserialization=False,
-):
+)
+def run(s, fine_tune_epochs=2, sparsity=0.75):
     """Runs the benchmark; returns ``{"rows": [...], "keras_accuracy": ...}`` (see module doc).
+
+    ``s`` holds the shared flags' values (``common_flags.with_settings``); the arguments are
+    the script's flags (``--helpfull``).
 
     ``verbose`` is Keras ``fit``'s (0 silent, 1 progress bars, 2 a line per epoch).
     """
-    (x, y), (x_test, y_test) = kd.data.load(dataset)
-    if train_size:
-        x, y = x[:train_size], y[:train_size]
+    (x, y), (x_test, y_test) = kd.data.load(s.dataset)
+    if s.train_size:
+        x, y = x[: s.train_size], y[: s.train_size]
     num_classes = int(max(y.max(), y_test.max())) + 1
-    os.makedirs(output_dir, exist_ok=True)
-    keras.utils.set_random_seed(seed)
-    if model is None:
-        student = _compile(make_student(x.shape[1:], num_classes, width=student_width), 3e-3)
-        logging.info("Training the student on %d examples for %d epochs", len(x), epochs)
-        student.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=verbose)
+    os.makedirs(s.output_dir, exist_ok=True)
+    keras.utils.set_random_seed(s.seed)
+    if s.model is None:
+        student = _compile(make_student(x.shape[1:], num_classes, width=s.student_width), 3e-3)
+        logging.info("Training the student on %d examples for %d epochs", len(x), s.epochs)
+        student.fit(x, y, epochs=s.epochs, batch_size=s.batch_size, verbose=s.verbose)
     else:
-        student = kd.load_model(model, unsafe=unsafe_deserialization)
-    rows = [_keras_row(student, os.path.join(output_dir, "student.keras"), x_test, y_test, runs)]
+        student = kd.load_model(s.model, unsafe=s.unsafe_deserialization)
+    rows = [
+        _keras_row(student, os.path.join(s.output_dir, "student.keras"), x_test, y_test, s.runs)
+    ]
     for target in export.TARGETS:
         rows.append(
-            _tflite_row(f"tflite_{target}", student, target, output_dir, x, x_test, y_test, runs)
+            _tflite_row(
+                f"tflite_{target}", student, target, s.output_dir, x, x_test, y_test, s.runs
+            )
         )
     rows += _compressed_rows(
         student,
         x,
         y,
         fine_tune_epochs,
-        batch_size,
+        s.batch_size,
         sparsity,
-        output_dir,
+        s.output_dir,
         x_test,
         y_test,
-        runs,
-        verbose,
+        s.runs,
+        s.verbose,
     )
     return {
         "rows": rows,

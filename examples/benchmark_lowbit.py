@@ -93,25 +93,29 @@ def _tflite(model, x_train, x_test, y_test, path):
     return {key: report[key] for key in ("bytes", "accuracy", "agreement")}
 
 
-def run(
+@common_flags.with_settings(
+    "seed teacher_width verbose",
     dataset="fashion_mnist",
     train_size=10000,
     epochs=5,
     teacher_epochs=5,
-    teacher_width=32,
     batch_size=128,
     learning_rate=2e-3,
     temperature=None,
     alpha=None,
-    seed=0,
+    output_dir="keras_kd_runs/lowbit",
+)
+def run(
+    s,
     modes=("float", "8", "4", "ternary", "binary"),
     hidden=128,
     keep_first_last_8bit=True,
     tflite=True,
-    output_dir="keras_kd_runs/lowbit",
-    verbose=0,
 ):
     """Trains every mode on labels and distilled; returns the table as a dict (see module doc).
+
+    ``s`` holds the shared flags' values (``common_flags.with_settings``); the arguments are
+    the script's flags (``--helpfull``).
 
     ``verbose`` is Keras ``fit``'s (0 silent, 1 progress bars, 2 a line per epoch).
     """
@@ -120,17 +124,25 @@ def run(
         raise ValueError(
             f"modes must be distinct names from {list(MODES)}, received: modes={modes!r}"
         )
-    (x, y), (x_test, y_test) = kd.data.load(dataset)
-    os.makedirs(output_dir, exist_ok=True)
-    order = np.random.default_rng(seed).permutation(len(x))[: train_size or len(x)]
+    (x, y), (x_test, y_test) = kd.data.load(s.dataset)
+    os.makedirs(s.output_dir, exist_ok=True)
+    order = np.random.default_rng(s.seed).permutation(len(x))[: s.train_size or len(x)]
     x_small, y_small = x[order], y[order]
     classes = int(max(y.max(), y_test.max())) + 1
     teacher = train_teacher(
-        x, y, teacher_epochs, teacher_width, batch_size, 1e-3, verbose, seed, num_classes=classes
+        x,
+        y,
+        s.teacher_epochs,
+        s.teacher_width,
+        s.batch_size,
+        1e-3,
+        s.verbose,
+        s.seed,
+        num_classes=classes,
     )
     teacher_acc = float(teacher.evaluate(x_test, y_test, verbose=0)[1])
     logging.info("teacher: %.4f", teacher_acc)
-    keras.utils.set_random_seed(seed + 1)
+    keras.utils.set_random_seed(s.seed + 1)
     initial = make_lowbit_student(x.shape[1:], classes, hidden)
     rows = []
     for mode in modes:
@@ -146,13 +158,13 @@ def run(
                 )
             model = student
             if training == "distilled":
-                losses = None if temperature is None else [kd.losses.LogitsKD(temperature)]
-                model = kd.Distiller(student, teacher, losses=losses, alpha=alpha)
+                losses = None if s.temperature is None else [kd.losses.LogitsKD(s.temperature)]
+                model = kd.Distiller(student, teacher, losses=losses, alpha=s.alpha)
             model.compile(
-                keras.optimizers.Adam(learning_rate), kd.recipes.hard_loss(), metrics=["accuracy"]
+                keras.optimizers.Adam(s.learning_rate), kd.recipes.hard_loss(), metrics=["accuracy"]
             )
-            keras.utils.set_random_seed(seed + 2)
-            model.fit(x_small, y_small, epochs=epochs, batch_size=batch_size, verbose=verbose)
+            keras.utils.set_random_seed(s.seed + 2)
+            model.fit(x_small, y_small, epochs=s.epochs, batch_size=s.batch_size, verbose=s.verbose)
             student.compile(loss=kd.recipes.hard_loss(), metrics=["accuracy"])
             size = compress.packed_size(student)
             row = {
@@ -163,26 +175,26 @@ def run(
                 "float32_bytes": size["float32_bytes"],
             }
             if tflite:
-                path = os.path.join(output_dir, f"{mode}_{training}.tflite")
+                path = os.path.join(s.output_dir, f"{mode}_{training}.tflite")
                 report = _tflite(student, x_small, x_test, y_test, path)
                 row.update({f"tflite_{key}": value for key, value in report.items()})
             row["seconds"] = time.perf_counter() - start
             logging.info("%s", row)
             rows.append(row)
     result = {
-        "dataset": dataset,
+        "dataset": s.dataset,
         "train_size": len(x_small),
-        "epochs": epochs,
-        "teacher_epochs": teacher_epochs,
+        "epochs": s.epochs,
+        "teacher_epochs": s.teacher_epochs,
         "teacher_acc": teacher_acc,
         "hidden": hidden,
         "keep_first_last_8bit": keep_first_last_8bit,
-        "temperature": temperature,
-        "alpha": alpha,
-        "seed": seed,
+        "temperature": s.temperature,
+        "alpha": s.alpha,
+        "seed": s.seed,
         "rows": rows,
     }
-    return common_flags.write_result(output_dir, "lowbit", result, markdown(result))
+    return common_flags.write_result(s.output_dir, "lowbit", result, markdown(result))
 
 
 def markdown(result):

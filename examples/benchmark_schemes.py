@@ -87,52 +87,46 @@ def _accuracy(model, x, y):
     return float(np.mean(predicted == y))
 
 
-def _one_seed(
-    seed,
-    data,
-    train_size,
-    rows,
-    epochs,
-    teacher_epochs,
-    batch_size,
-    learning_rate,
-    temperature,
-    alpha,
-    verbose=0,
-):
+def _one_seed(seed, data, s, rows):
     """Trains the teacher and every requested row for one seed.
+
+    Args:
+        seed: The seed of this run.
+        data: ``kd.data.load``'s ``((x, y), (x_test, y_test))``.
+        s: ``run``'s shared settings.
+        rows: Names from ``ROWS``.
 
     Returns:
         ``({row: test accuracy}, {row: training runs behind it}, {runs: scratch test accuracy})``.
     """
     (x_all, y_all), (x_test, y_test) = data
-    train, val = _subsets(x_all, y_all, train_size, seed)
+    train, val = _subsets(x_all, y_all, s.train_size, seed)
     shape, classes = train[0].shape[1:], int(max(y_all.max(), y_test.max())) + 1
     common = {
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "optimizer": lambda: keras.optimizers.Adam(learning_rate),
-        "verbose": verbose,
+        "epochs": s.epochs,
+        "batch_size": s.batch_size,
+        "optimizer": lambda: keras.optimizers.Adam(s.learning_rate),
+        "verbose": s.verbose,
     }
-    if temperature is not None:
-        common["losses"] = lambda: [kd.losses.LogitsKD(temperature)]
-    common["alpha"] = alpha
+    if s.temperature is not None:
+        common["losses"] = lambda: [kd.losses.LogitsKD(s.temperature)]
+    common["alpha"] = s.alpha
     runs = dict(_EPOCH_RUNS)
 
     def student(width=16):
         return make_student(shape, classes, width=width)
 
     def fit_plain(model, fit_epochs):
-        model.compile(keras.optimizers.Adam(learning_rate), _ce(), metrics=["accuracy"])
-        model.fit(*train, epochs=fit_epochs, batch_size=batch_size, verbose=verbose)
+        model.compile(keras.optimizers.Adam(s.learning_rate), _ce(), metrics=["accuracy"])
+        model.fit(*train, epochs=fit_epochs, batch_size=s.batch_size, verbose=s.verbose)
         return model
 
     keras.utils.set_random_seed(seed)
-    teacher = fit_plain(make_teacher(shape, classes), teacher_epochs)
+    teacher = fit_plain(make_teacher(shape, classes), s.teacher_epochs)
     result = {"teacher": _accuracy(teacher, x_test, y_test)}
     keras.utils.set_random_seed(seed + 1)
     initial = student()
-    scratch = fit_plain(_copy(initial), epochs)
+    scratch = fit_plain(_copy(initial), s.epochs)
     result["scratch"] = _accuracy(scratch, x_test, y_test)
     for row in rows:
         keras.utils.set_random_seed(seed + 2)
@@ -140,9 +134,9 @@ def _one_seed(
         if row == "kd":
             model = _copy(initial)
             losses = common["losses"]() if "losses" in common else None
-            distiller = kd.Distiller(model, teacher, losses=losses, alpha=alpha)
-            distiller.compile(keras.optimizers.Adam(learning_rate), _ce(), metrics=["accuracy"])
-            distiller.fit(*train, epochs=epochs, batch_size=batch_size, verbose=verbose)
+            distiller = kd.Distiller(model, teacher, losses=losses, alpha=s.alpha)
+            distiller.compile(keras.optimizers.Adam(s.learning_rate), _ce(), metrics=["accuracy"])
+            distiller.fit(*train, epochs=s.epochs, batch_size=s.batch_size, verbose=s.verbose)
         elif row == "mutual_learning":
             cohort = [_copy(initial), student()]
             model = schemes.mutual_learning(cohort, train, **common).models[0]
@@ -161,7 +155,7 @@ def _one_seed(
             refinery = schemes.label_refinery(student, train, val, max_rounds=2, **common)
             model, runs[row] = refinery.student, len(refinery.models)
         elif row == "fsp_two_stage":
-            fsp_teacher = fit_plain(make_teacher(shape, classes, width=16), teacher_epochs)
+            fsp_teacher = fit_plain(make_teacher(shape, classes, width=16), s.teacher_epochs)
             result["fsp_teacher"] = _accuracy(fsp_teacher, x_test, y_test)
             flows = [(("t_pool1", "t_block2"), ("s_pool1", "s_block2"))]
             model = schemes.fsp_two_stage(
@@ -181,7 +175,7 @@ def _one_seed(
     same_budget = {1: result["scratch"]}
     for count in sorted(budgets):  # the scratch student at each total budget of a reported row
         keras.utils.set_random_seed(seed + 1)
-        same_budget[count] = _accuracy(fit_plain(_copy(initial), count * epochs), x_test, y_test)
+        same_budget[count] = _accuracy(fit_plain(_copy(initial), count * s.epochs), x_test, y_test)
     return result, {row: runs[row] for row in result if row in runs}, same_budget
 
 
@@ -195,20 +189,21 @@ def _copy(model):
     return copy
 
 
-def run(
+@common_flags.with_settings(
+    "batch_size learning_rate verbose",
     dataset="fashion_mnist",
     train_size=10000,
     epochs=5,
     teacher_epochs=5,
-    seeds=2,
-    batch_size=64,
-    learning_rate=3e-3,
     temperature=None,
     alpha=None,
-    rows=ROWS,
-    verbose=0,
-):
+    seeds=2,
+)
+def run(s, rows=ROWS):
     """Runs the teacher, the scratch student and every requested row for each seed.
+
+    ``s`` holds the shared flags' values (``common_flags.with_settings``); the arguments are
+    the script's flags (``--helpfull``).
 
     Args:
         dataset: A ``keras_kd.data.load`` name.
@@ -237,23 +232,8 @@ def run(
     Example:
         >>> result = run(dataset="digits", train_size=512, epochs=2, seeds=1, rows=["kd"])
     """
-    data = kd.data.load(dataset)
-    per_seed = [
-        _one_seed(
-            s,
-            data,
-            train_size,
-            list(rows),
-            epochs,
-            teacher_epochs,
-            batch_size,
-            learning_rate,
-            temperature,
-            alpha,
-            verbose,
-        )
-        for s in range(seeds)
-    ]
+    data = kd.data.load(s.dataset)
+    per_seed = [_one_seed(seed, data, s, list(rows)) for seed in range(s.seeds)]
     table = {}
     for row in ["teacher", "fsp_teacher", *ROWS]:
         seeds_with_row = [(r, n, same) for r, n, same in per_seed if row in r]
@@ -262,14 +242,14 @@ def run(
         runs = [r[row] for r, _, _ in seeds_with_row]
         table[row] = {"mean": float(np.mean(runs)), "std": float(np.std(runs)), "runs": runs}
         if row in _EPOCH_RUNS:
-            table[row]["student_epochs"] = [n[row] * epochs for _, n, _ in seeds_with_row]
+            table[row]["student_epochs"] = [n[row] * s.epochs for _, n, _ in seeds_with_row]
             table[row]["scratch_same_epochs"] = [same[n[row]] for _, n, same in seeds_with_row]
     return {
-        "dataset": dataset,
-        "train_size": train_size,
-        "epochs": epochs,
-        "teacher_epochs": teacher_epochs,
-        "seeds": seeds,
+        "dataset": s.dataset,
+        "train_size": s.train_size,
+        "epochs": s.epochs,
+        "teacher_epochs": s.teacher_epochs,
+        "seeds": s.seeds,
         "rows": table,
     }
 

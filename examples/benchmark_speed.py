@@ -119,31 +119,37 @@ def _subprocess(mode, work_dir, args, **extra):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def run(
+@common_flags.with_settings(
+    "train_size seed",
     dataset="fashion_mnist",
-    train_size=0,
     epochs=4,
+    teacher_epochs=1,
     batch_size=128,
+    seeds=3,
     teacher_width=96,
     student_width=8,
-    seed=0,
+)
+def run(
+    s,
     jit_compile=False,
     replay_views=(1, 4, 16),
     speed=True,
     accuracy_epochs=0,
     accuracy_train_size=5000,
-    seeds=3,
-    teacher_epochs=1,
 ):
-    """Prepares a teacher and a student, measures each mode in a subprocess, returns the summary."""
-    (x, y), _ = load_data(dataset, train_size)
+    """Prepares a teacher and a student, measures each mode in a subprocess, returns the summary.
+
+    ``s`` holds the shared flags' values (``common_flags.with_settings``); the arguments are
+    the script's flags (``--helpfull``).
+    """
+    (x, y), _ = load_data(s.dataset, s.train_size)
     classes = int(y.max()) + 1
-    keras.utils.set_random_seed(seed)
-    teacher = make_teacher(x.shape[1:], classes, width=teacher_width)
-    student = make_student(x.shape[1:], classes, width=student_width)
+    keras.utils.set_random_seed(s.seed)
+    teacher = make_teacher(x.shape[1:], classes, width=s.teacher_width)
+    student = make_student(x.shape[1:], classes, width=s.student_width)
     teacher.compile(keras.optimizers.Adam(1e-3), hard_loss())
-    logging.info("Training the teacher for %d epochs", teacher_epochs)
-    teacher.fit(x, y, batch_size=batch_size, epochs=teacher_epochs, verbose=0)
+    logging.info("Training the teacher for %d epochs", s.teacher_epochs)
+    teacher.fit(x, y, batch_size=s.batch_size, epochs=s.teacher_epochs, verbose=0)
     summary = {
         "teacher_macs": count_macs(teacher),
         "student_macs": count_macs(student),
@@ -152,11 +158,11 @@ def run(
         **describe_machine(),
     }
     args = {
-        "dataset": dataset,
-        "train_size": train_size,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "seed": seed,
+        "dataset": s.dataset,
+        "train_size": s.train_size,
+        "epochs": s.epochs,
+        "batch_size": s.batch_size,
+        "seed": s.seed,
         "jit_compile": jit_compile,
     }
     views = [int(v) for v in replay_views]
@@ -176,11 +182,11 @@ def run(
         summary["accuracy"] = accuracy(
             teacher,
             student,
-            dataset,
+            s.dataset,
             accuracy_train_size,
             accuracy_epochs,
-            batch_size,
-            seeds,
+            s.batch_size,
+            s.seeds,
             max(views),
         )
     return summary

@@ -126,7 +126,7 @@ def run_mode(
         )
     if mode == "cached":
         start = time.perf_counter()
-        model._teacher_cache.annotate(x, batch_size=max(batch_size, 256))
+        model.teacher_stage.cache.annotate(x, batch_size=max(batch_size, 256))
         result["teacher_pass_s"] = time.perf_counter() - start
     timer = _EpochTimer(peak_mb=_rss_mb())
     model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, callbacks=[timer])

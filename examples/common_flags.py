@@ -2,11 +2,11 @@
 
 absl keeps one global flag registry, so two scripts that each declared ``--dataset`` could not be
 imported into one process (the test suite imports every script's ``run``). So each script declares
-its flags in a ``flags.FlagValues`` of its own: the shared ones named by its ``run``'s
-parameters, with their defaults (``define``), its own ones with ``flag_values=FLAGS``.
+its flags in a ``flags.FlagValues`` of its own: the shared ones named by its ``run``'s parameters
+(``with_settings``), with their defaults (``define``), its own ones with ``flag_values=FLAGS``.
 ``run_app`` adds them to absl's registry only in the process that runs the script. Nothing here
-reads a file, a directory or the environment when it is imported: paths are checked when the command line is parsed, datasets when
-they are loaded.
+reads a file, a directory or the environment when it is imported: paths are checked when the
+command line is parsed, datasets when they are loaded.
 
 ``--verbose`` (every script has it; ``apply_verbosity``): 0 (the default) quiet, TensorFlow's C++
 logs and absl INFO lines hidden, Keras silent; 1 the same with Keras progress bars inside long
@@ -24,11 +24,13 @@ Example:
     ...     common_flags.run_app(main, FLAGS)  # main calls run(**common_flags.arguments(run, FLAGS))
 """
 
+import functools
 import inspect
 import json
 import math
 import os
 import sys
+import types
 
 from absl import app, flags, logging
 
@@ -52,25 +54,31 @@ _VERBOSE_HELP = (
     "0 quiet; 1 Keras progress bars in long stages; 2 full logs (TensorFlow, absl INFO)."
 )
 _INT, _FLOAT, _STR = flags.DEFINE_integer, flags.DEFINE_float, flags.DEFINE_string
-# name -> (DEFINE function, help, bounds or enum values)
+# name -> (DEFINE function, default, help, bounds or enum values). The default is the one a script
+# gets unless its ``run`` (``with_settings``) or ``define`` gives another.
 _SHARED = {
-    "dataset": (_STR, _DATASET_HELP, {}),
-    "train_size": (_INT, "Use only this many training examples (0: all).", {"lower_bound": 0}),
-    "epochs": (_INT, "Student epochs (equal for every compared student).", {"lower_bound": 1}),
-    "teacher_epochs": (_INT, "Teacher epochs.", {"lower_bound": 1}),
-    "batch_size": (_INT, "Batch size.", {"lower_bound": 1}),
-    "learning_rate": (_FLOAT, "Adam learning rate.", {"lower_bound": 0.0}),
-    "temperature": (_FLOAT, "Distillation temperature T.", {"lower_bound": 1e-6}),
-    "alpha": (_FLOAT, "Weight of the hard-label loss.", {"lower_bound": 0.0, "upper_bound": 1.0}),
-    "seed": (_INT, "Random seed.", {"lower_bound": 0}),
-    "seeds": (_INT, "Seeds per row (mean and std over them).", {"lower_bound": 1}),
-    "teacher_width": (_INT, "Filters of the teacher's first block.", {"lower_bound": 1}),
-    "student_width": (_INT, "Filters of the student's first block.", {"lower_bound": 1}),
-    "model": (_STR, _MODEL_HELP, {}),
-    "unsafe_deserialization": (flags.DEFINE_boolean, _UNSAFE_HELP, {}),
-    "runs": (_INT, "Timed interpreter invocations per thread count.", {"lower_bound": 1}),
-    "output_dir": (_STR, "Where models, reports and results are written.", {}),
-    "verbose": (flags.DEFINE_enum, _VERBOSE_HELP, {"enum_values": ["0", "1", "2"]}),
+    "dataset": (_STR, "digits", _DATASET_HELP, {}),
+    "train_size": (_INT, 0, "Use only this many training examples (0: all).", {"lower_bound": 0}),
+    "epochs": (_INT, 10, "Student epochs (equal for every compared student).", {"lower_bound": 1}),
+    "teacher_epochs": (_INT, 10, "Teacher epochs.", {"lower_bound": 1}),
+    "batch_size": (_INT, 64, "Batch size.", {"lower_bound": 1}),
+    "learning_rate": (_FLOAT, 3e-3, "Adam learning rate.", {"lower_bound": 0.0}),
+    "temperature": (_FLOAT, 4.0, "Distillation temperature T.", {"lower_bound": 1e-6}),
+    "alpha": (
+        _FLOAT,
+        0.1,
+        "Weight of the hard-label loss.",
+        {"lower_bound": 0.0, "upper_bound": 1.0},
+    ),
+    "seed": (_INT, 0, "Random seed.", {"lower_bound": 0}),
+    "seeds": (_INT, 1, "Seeds per row (mean and std over them).", {"lower_bound": 1}),
+    "teacher_width": (_INT, 32, "Filters of the teacher's first block.", {"lower_bound": 1}),
+    "student_width": (_INT, 16, "Filters of the student's first block.", {"lower_bound": 1}),
+    "model": (_STR, None, _MODEL_HELP, {}),
+    "unsafe_deserialization": (flags.DEFINE_boolean, False, _UNSAFE_HELP, {}),
+    "runs": (_INT, 50, "Timed interpreter invocations per thread count.", {"lower_bound": 1}),
+    "output_dir": (_STR, "keras_kd_runs", "Where models, reports and results are written.", {}),
+    "verbose": (flags.DEFINE_enum, 0, _VERBOSE_HELP, {"enum_values": ["0", "1", "2"]}),
 }
 # name -> (checker, message). The form of --dataset only: its files are looked for when it is
 # loaded (a missing dataset then exits 2 with one line, see run_app), never at import or parse.
@@ -87,6 +95,14 @@ _VALIDATORS = {
     ),
 }
 SHARED_FLAGS = tuple(_SHARED)
+
+
+def _check_shared(names):
+    unknown = sorted(set(names) - set(_SHARED))
+    if unknown:
+        raise ValueError(
+            f"names must be shared flags, from {list(SHARED_FLAGS)}, received: {unknown}"
+        )
 
 
 def define(flag_values, function=None, **defaults):
@@ -117,11 +133,7 @@ def define(flag_values, function=None, **defaults):
         >>> sorted(holders)
         ['dataset', 'epochs', 'seeds', 'verbose']
     """
-    unknown = sorted(set(defaults) - set(_SHARED))
-    if unknown:
-        raise ValueError(
-            f"names must be shared flags, from {list(SHARED_FLAGS)}, received: {unknown}"
-        )
+    _check_shared(defaults)
     parameters = inspect.signature(function).parameters.values() if function else ()
     named = {
         p.name: p.default for p in parameters if p.name in _SHARED and p.default is not p.empty
@@ -129,7 +141,7 @@ def define(flag_values, function=None, **defaults):
     defaults = {"verbose": "0", **named, **defaults}
     holders = {}
     for name in [n for n in _SHARED if n in defaults]:
-        define_function, help_text, options = _SHARED[name]
+        define_function, _, help_text, options = _SHARED[name]
         default = str(defaults[name]) if name == "verbose" else defaults[name]
         holders[name] = define_function(
             name=name, default=default, help=help_text, flag_values=flag_values, **options
@@ -138,6 +150,55 @@ def define(flag_values, function=None, **defaults):
             checker, message = _VALIDATORS[name]
             flags.register_validator(name, checker, message=message, flag_values=flag_values)
     return holders
+
+
+def with_settings(names="", **defaults):
+    """Decorates a script's ``run(s, ...)`` so that it takes the shared flags as keywords.
+
+    The shared flags a script's ``run`` takes are ``names`` (with their common defaults,
+    ``_SHARED``) and those of ``defaults`` (with the script's defaults). The decorated ``run``
+    takes the function's own parameters as before and the shared ones as keyword arguments; its
+    signature lists them all with their defaults (``define`` and ``arguments`` read it; ``help(run)`` shows it). The
+    function receives the shared ones in one ``types.SimpleNamespace``, its first parameter.
+
+    Args:
+        names: Space-separated names of shared flags, e.g. ``"dataset seed verbose"``.
+        **defaults: Shared flag name to the script's default, e.g. ``epochs=40``.
+
+    Returns:
+        A decorator.
+
+    Raises:
+        ValueError: If a name is not a shared flag (``SHARED_FLAGS``), naming it.
+
+    Example:
+        >>> @with_settings("dataset seed", epochs=40)
+        ... def run(s, method="dist"):  # s.dataset, s.seed, s.epochs
+        ...     ...
+        >>> run(epochs=2, method="kd")
+    """
+    wanted = [*names.split(), *defaults]
+    _check_shared(wanted)
+    shared = {name: defaults.get(name, row[1]) for name, row in _SHARED.items() if name in wanted}
+
+    def decorate(function):
+        keyword, own = inspect.Parameter.KEYWORD_ONLY, inspect.signature(function).parameters
+        signature = inspect.Signature(
+            list(own.values())[1:]
+            + [inspect.Parameter(name, keyword, default=value) for name, value in shared.items()]
+        )
+
+        @functools.wraps(function)
+        def run(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            values = bound.arguments
+            return function(types.SimpleNamespace(**{n: values.pop(n) for n in shared}), **values)
+
+        run.__signature__ = signature
+        return run
+
+    return decorate
 
 
 def arguments(function, flag_values, **flag_names):
@@ -203,6 +264,17 @@ def write_result(directory, name, result, table):
     with open(os.path.join(directory, f"{name}.md"), "w", encoding="utf-8") as f:
         f.write(table + "\n")
     return result
+
+
+def print_result(result, *lines):
+    """Prints ``lines``, then ``result`` as the one JSON line that ends every script's output.
+
+    Example:
+        >>> print_result(result, f"teacher accuracy {result['teacher_acc']:.4f}", markdown(result))
+    """
+    for line in lines:
+        print(line)
+    print(json.dumps(result))
 
 
 def keras_verbosity():

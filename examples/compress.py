@@ -36,9 +36,8 @@ from absl import flags
 
 from examples import common_flags
 from examples.compress_measure import keras_speedup, measure
-from examples.compress_recipes import make_train_fn, teacher_and_data
-from examples.models import make_student
-from keras_kd import compress, keras
+from examples.compress_recipes import float_student, teacher_and_data
+from keras_kd import compress
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_list(
@@ -104,55 +103,40 @@ def _is_recipe(names):
     return True
 
 
+@common_flags.with_settings(
+    "dataset train_size epochs teacher_epochs batch_size learning_rate temperature alpha seed"
+    " teacher_width student_width verbose",
+    output_dir="keras_kd_runs/compress",
+)
 def run(
-    dataset="digits",
+    s,
     methods=("prune",),
     distill=True,
-    train_size=0,
-    epochs=10,
     finetune_epochs=4,
-    teacher_epochs=10,
-    teacher_width=32,
-    student_width=16,
-    batch_size=64,
-    learning_rate=3e-3,
-    temperature=4.0,
-    alpha=0.1,
     sparsity=0.8,
     units_fraction=0.5,
     clusters=16,
     energy=0.9,
-    seed=0,
-    output_dir="keras_kd_runs/compress",
-    verbose=0,
     tflite=True,
 ):
-    """Teacher -> float student -> ``methods`` -> strip; returns the report (see module doc)."""
+    """Teacher -> float student -> ``methods`` -> strip; returns the report (see module doc).
+
+    ``s`` holds the shared flags' values (``common_flags.with_settings``); the arguments are
+    the script's flags (``--helpfull``).
+    """
     if not _is_recipe(list(methods)):
         raise ValueError(
             f"methods must be distinct names from {list(compress.RECIPE_STEPS)}, "
             f"received: methods={list(methods)}"
         )
-    os.makedirs(output_dir, exist_ok=True)
-    (x, y), (x_test, y_test), classes, teacher, teacher_acc = teacher_and_data(
-        dataset, train_size, seed, teacher_epochs, teacher_width, batch_size, learning_rate, verbose
-    )
-    common = dict(
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        temperature=temperature,
-        alpha=alpha,
-        distill=distill,
-        verbose=verbose,
-    )
-    keras.utils.set_random_seed(seed + 1)
-    student = make_student(x.shape[1:], classes, width=student_width)
-    make_train_fn(teacher, x, y, epochs, **common)(student)
+    os.makedirs(s.output_dir, exist_ok=True)
+    (x, y), (x_test, y_test), classes, teacher, teacher_acc = teacher_and_data(s)
+    student, fine_tune = float_student(s, teacher, x, y, classes, distill)
     compressed = compress.apply_recipe(
         student,
         methods,
-        make_train_fn(teacher, x, y, finetune_epochs, **common),
-        finetune_epochs * math.ceil(len(x) / batch_size),
+        fine_tune(finetune_epochs),
+        finetune_epochs * math.ceil(len(x) / s.batch_size),
         sparsity,
         units_fraction,
         clusters,
@@ -160,8 +144,8 @@ def run(
     )
     name = "_".join(m for m in compress.RECIPE_STEPS if m in methods)
     results = [
-        measure(student, "float", x_test, y_test, output_dir, tflite),
-        measure(compressed, name, x_test, y_test, output_dir, tflite),
+        measure(student, "float", x_test, y_test, s.output_dir, tflite),
+        measure(compressed, name, x_test, y_test, s.output_dir, tflite),
     ]
     results[1]["keras_speedup_batch256"] = round(keras_speedup(student, compressed, x_test), 3)
     return {

@@ -89,43 +89,37 @@ def _fit(distiller, x, y, epochs, batch_size, learning_rate, verbose):
     distiller.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=verbose)
 
 
-def run(
-    dataset="digits",
+@common_flags.with_settings(
+    "dataset batch_size learning_rate temperature seed student_width verbose",
     epochs=40,
     teacher_epochs=20,
-    batch_size=64,
-    learning_rate=3e-3,
-    temperature=4.0,
     alpha=0.5,
-    seed=0,
-    output_dir="keras_kd_runs/distill",
-    verbose=0,
-    method="dist",
-    pairs=None,
-    loss_weight=None,
-    scheme="none",
     teacher_width=64,
-    student_width=16,
-):
+    output_dir="keras_kd_runs/distill",
+)
+def run(s, method="dist", pairs=None, loss_weight=None, scheme="none"):
     """Runs teacher, scratch student and distilled student; returns the results dict (see module doc).
+
+    ``s`` holds the shared flags' values (``common_flags.with_settings``); the arguments are
+    the script's flags (``--helpfull``).
 
     ``method`` and ``pairs`` choose the distillation losses (``examples.methods.make_losses``);
     ``scheme`` trains the student by a ``keras_kd.schemes`` scheme instead of one Distiller
     (``multi_teacher`` adds a second, narrower teacher).
     """
-    (x_train, y_train), (x_test, y_test) = kd.data.load(dataset)
+    (x_train, y_train), (x_test, y_test) = kd.data.load(s.dataset)
     num_classes = int(max(y_train.max(), y_test.max())) + 1
-    distiller_args = methods.make_losses(method, temperature, alpha, pairs, loss_weight)
-    keras.utils.set_random_seed(seed)
-    logging.info("Training the teacher on %s (%d examples)", dataset, len(x_train))
-    fit = dict(batch_size=batch_size, learning_rate=learning_rate, verbose=verbose)
+    distiller_args = methods.make_losses(method, s.temperature, s.alpha, pairs, loss_weight)
+    keras.utils.set_random_seed(s.seed)
+    logging.info("Training the teacher on %s (%d examples)", s.dataset, len(x_train))
+    fit = dict(batch_size=s.batch_size, learning_rate=s.learning_rate, verbose=s.verbose)
     teacher = train_teacher(
-        x_train, y_train, teacher_epochs, teacher_width, num_classes=num_classes, **fit
+        x_train, y_train, s.teacher_epochs, s.teacher_width, num_classes=num_classes, **fit
     )
     teacher_acc = teacher.evaluate(x_test, y_test, verbose=0)[1]
 
-    keras.utils.set_random_seed(seed + 1)
-    scratch = make_student(x_train.shape[1:], num_classes, width=student_width)
+    keras.utils.set_random_seed(s.seed + 1)
+    scratch = make_student(x_train.shape[1:], num_classes, width=s.student_width)
     initial_weights = scratch.get_weights()
     distilled = keras.models.clone_model(scratch)
     distilled.set_weights(initial_weights)
@@ -135,22 +129,26 @@ def run(
         distiller = kd.Distiller(student=distilled, teacher=teacher, **distiller_args)
 
     logging.info("Training the student from scratch")
-    keras.utils.set_random_seed(seed + 2)
-    kd.recipes.train_classifier(scratch, x_train, y_train, epochs, schedule="constant", **fit)
+    keras.utils.set_random_seed(s.seed + 2)
+    kd.recipes.train_classifier(scratch, x_train, y_train, s.epochs, schedule="constant", **fit)
     scratch_acc = scratch.evaluate(x_test, y_test, verbose=0)[1]
 
-    keras.utils.set_random_seed(seed + 2)
+    keras.utils.set_random_seed(s.seed + 2)
     if distiller is not None:
         logging.info(
-            "Distilling the student (method=%s, T=%s, alpha=%s)", method, temperature, alpha
+            "Distilling the student (method=%s, T=%s, alpha=%s)", method, s.temperature, s.alpha
         )
-        _fit(distiller, x_train, y_train, epochs, **fit)
+        _fit(distiller, x_train, y_train, s.epochs, **fit)
     if scheme == "multi_teacher":
         second = train_teacher(
-            x_train, y_train, teacher_epochs, teacher_width // 2, num_classes=num_classes, **fit
+            x_train, y_train, s.teacher_epochs, s.teacher_width // 2, num_classes=num_classes, **fit
         )
         _fit(
-            kd.Distiller(distilled, [teacher, second], alpha=alpha), x_train, y_train, epochs, **fit
+            kd.Distiller(distilled, [teacher, second], alpha=s.alpha),
+            x_train,
+            y_train,
+            s.epochs,
+            **fit,
         )
     elif scheme != "none":
         logging.info("Training the student by the %s scheme", scheme)
@@ -159,19 +157,19 @@ def run(
             teacher,
             distilled,
             (x_train, y_train),
-            epochs,
-            batch_size,
-            learning_rate,
-            temperature,
-            alpha,
+            s.epochs,
+            s.batch_size,
+            s.learning_rate,
+            s.temperature,
+            s.alpha,
         )
     distilled.compile(loss=kd.recipes.hard_loss(), metrics=["accuracy"])
     distilled_acc = distilled.evaluate(x_test, y_test, verbose=0)[1]
 
-    os.makedirs(output_dir, exist_ok=True)
-    student_path = os.path.join(output_dir, "student.keras")
+    os.makedirs(s.output_dir, exist_ok=True)
+    student_path = os.path.join(s.output_dir, "student.keras")
     distilled.save(student_path)
-    teacher.save(os.path.join(output_dir, "teacher.keras"))
+    teacher.save(os.path.join(s.output_dir, "teacher.keras"))
     return {
         "teacher_acc": float(teacher_acc),
         "scratch_acc": float(scratch_acc),

@@ -137,67 +137,66 @@ def make_backbone(input_shape, num_classes, width=16):
     return keras.Model(inputs, outputs, name="dynamic_student")
 
 
+@common_flags.with_settings(
+    "dataset train_size epochs teacher_epochs batch_size learning_rate temperature seed"
+    " teacher_width student_width verbose",
+    output_dir="keras_kd_runs/dynamic",
+)
 def run(
-    dataset="digits",
-    train_size=0,
-    epochs=10,
-    teacher_epochs=10,
-    teacher_width=32,
-    student_width=16,
-    batch_size=64,
-    learning_rate=3e-3,
-    temperature=4.0,
-    seed=0,
+    s,
     exit_layers=("d_block1", "d_block2"),
     thresholds=DEFAULT_THRESHOLDS,
     widths=(0.25, 0.5, 0.75, 1.0),
     exit_teacher_weight=1.0,
     self_distillation_weight=1.0,
     export_tflite=True,
-    output_dir="keras_kd_runs/dynamic",
-    verbose=0,
 ):
     """Trains the teacher, the early-exit and the slimmable students; returns the JSON report.
+
+    ``s`` holds the shared flags' values (``common_flags.with_settings``); the arguments are
+    the script's flags (``--helpfull``).
 
     Raises:
         ValueError: For an unknown exit layer, a bad width or threshold, or non-image data.
     """
-    (x_train, y_train), (x_test, y_test) = kd.data.load(dataset)
-    if train_size:
-        x_train, y_train = x_train[:train_size], y_train[:train_size]
+    (x_train, y_train), (x_test, y_test) = kd.data.load(s.dataset)
+    if s.train_size:
+        x_train, y_train = x_train[: s.train_size], y_train[: s.train_size]
     num_classes = int(max(y_train.max(), y_test.max()) + 1)
-    os.makedirs(output_dir, exist_ok=True)
-    fit = {"epochs": epochs, "batch_size": batch_size, "verbose": verbose}
+    os.makedirs(s.output_dir, exist_ok=True)
+    fit = {"epochs": s.epochs, "batch_size": s.batch_size, "verbose": s.verbose}
 
-    keras.utils.set_random_seed(seed)
-    backbone = make_backbone(x_train.shape[1:], num_classes, width=student_width)
+    keras.utils.set_random_seed(s.seed)
+    backbone = make_backbone(x_train.shape[1:], num_classes, width=s.student_width)
     early = st.EarlyExit(
         backbone,
         exits=list(exit_layers),
-        temperature=temperature,
+        temperature=s.temperature,
         distillation_weight=self_distillation_weight,
     )
     teacher = train_teacher(
-        x_train, y_train, teacher_epochs, teacher_width, batch_size, learning_rate, verbose,
-        num_classes=num_classes,
+        x_train, y_train, s.teacher_epochs, s.teacher_width, s.batch_size, s.learning_rate,
+        s.verbose, num_classes=num_classes,
     )  # fmt: skip
     teacher_acc = float(teacher.evaluate(x_test, y_test, verbose=0)[1])
     logging.info("teacher accuracy %.4f", teacher_acc)
 
     if exit_teacher_weight > 0:
-        loss = st.ExitDistillation(temperature, self_distillation_weight, exit_teacher_weight)
+        loss = st.ExitDistillation(s.temperature, self_distillation_weight, exit_teacher_weight)
         trainer = kd.Distiller(early, teacher, losses=[loss], alpha=0.0)
-        trainer.compile(keras.optimizers.Adam(learning_rate))
+        trainer.compile(keras.optimizers.Adam(s.learning_rate))
     else:
         trainer = early
-        trainer.compile(keras.optimizers.Adam(learning_rate))
+        trainer.compile(keras.optimizers.Adam(s.learning_rate))
     trainer.fit(x_train, y_train, **fit)
 
-    keras.utils.set_random_seed(seed)
-    slim = st.make_slimmable_cnn(x_train.shape[1:], num_classes, width=student_width, widths=widths)
-    slim.compile(keras.optimizers.Adam(learning_rate))
+    keras.utils.set_random_seed(s.seed)
+    slim = st.make_slimmable_cnn(
+        x_train.shape[1:], num_classes, width=s.student_width, widths=widths
+    )
+    slim.compile(keras.optimizers.Adam(s.learning_rate))
     slim.fit(x_train, y_train, **fit)
-    slim.calibrate_batch_norm(x_train[:5000], batch_size=max(batch_size, 256))
+    slim.calibrate_batch_norm(x_train[:5000], batch_size=max(s.batch_size, 256))
 
     exit_logits = early.exit_logits(x_test)
     exit_names = [f"exit {i} ({name})" for i, name in enumerate([*early.exits, "output"])]
@@ -225,11 +224,11 @@ def run(
             "each exit alone": exits,
             "each width alone": width_rows,
         },
-        os.path.join(output_dir, "accuracy_compute.png"),
-        title=f"Compute by difficulty ({dataset})",
+        os.path.join(s.output_dir, "accuracy_compute.png"),
+        title=f"Compute by difficulty ({s.dataset})",
     )
     report = {
-        "dataset": dataset,
+        "dataset": s.dataset,
         "train_examples": int(len(x_train)),
         "test_examples": int(len(x_test)),
         "teacher_acc": teacher_acc,
@@ -241,7 +240,7 @@ def run(
         "tflite": None,
     }
     if export_tflite:
-        report["tflite"] = _export(early, width_models, slim.widths, x_test, y_test, output_dir)
+        report["tflite"] = _export(early, width_models, slim.widths, x_test, y_test, s.output_dir)
     return report
 
 

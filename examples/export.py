@@ -37,26 +37,25 @@ flags.DEFINE_integer(
 )
 
 
-def run(
-    model,
-    target="watch",
-    dataset="digits",
-    output_dir="keras_kd_runs/export",
-    size_budget_bytes=None,
-    runs=50,
-    unsafe_deserialization=False,
-):
-    """Exports ``model`` (a path or keras.Model) for ``target``; returns the report (module doc)."""
-    (x_train, _), (x_test, y_test) = kd.data.load(dataset)
+@common_flags.with_settings(
+    "dataset unsafe_deserialization runs", output_dir="keras_kd_runs/export"
+)
+def run(s, model, target="watch", size_budget_bytes=None):
+    """Exports ``model`` (a path or keras.Model) for ``target``; returns the report (module doc).
+
+    ``s`` holds the shared flags' values (``common_flags.with_settings``); the arguments are
+    the script's flags (``--helpfull``).
+    """
+    (x_train, _), (x_test, y_test) = kd.data.load(s.dataset)
     if not isinstance(model, keras.Model):
-        model = kd.load_model(model, unsafe=unsafe_deserialization)
-    os.makedirs(output_dir, exist_ok=True)
-    path = os.path.join(output_dir, f"student_{target}.tflite")
+        model = kd.load_model(model, unsafe=s.unsafe_deserialization)
+    os.makedirs(s.output_dir, exist_ok=True)
+    path = os.path.join(s.output_dir, f"student_{target}.tflite")
     logging.info("Converting %s for target %s", model.name, target)
     export.to_tflite(
         model, path, target=target, representative_data=x_train, size_budget_bytes=size_budget_bytes
     )
-    report = export.verify(path, x_test, y_test, keras_model=model, runs=runs)
+    report = export.verify(path, x_test, y_test, keras_model=model, runs=s.runs)
     keras_predictions = model.predict(x_test, batch_size=256, verbose=0).argmax(axis=1)
     report = {
         "target": target,
@@ -65,9 +64,9 @@ def run(
         "tflite_path": os.path.abspath(path),
     }
     if target == "watch":
-        cc_path, h_path = export.to_c_array(path, output_dir)
+        cc_path, h_path = export.to_c_array(path, s.output_dir)
         report["c_source"], report["c_header"] = os.path.abspath(cc_path), os.path.abspath(h_path)
-    with open(os.path.join(output_dir, f"report_{target}.json"), "w", encoding="utf-8") as f:
+    with open(os.path.join(s.output_dir, f"report_{target}.json"), "w", encoding="utf-8") as f:
         json.dump(report, f, indent=2)
     return report
 
@@ -86,17 +85,15 @@ def main(argv):
     except export.ExportError as error:
         sys.exit(f"export failed: {error}")
     latency = ", ".join(f"{t} thread(s) {ms:.3f} ms" for t, ms in report["latency_ms"].items())
-    print(f"target {report['target']}: {report['tflite_path']}")
-    print(
+    common_flags.print_result(
+        report,
+        f"target {report['target']}: {report['tflite_path']}",
         f"accuracy {report['accuracy']:.4f} (Keras {report['keras_accuracy']:.4f}), "
-        f"agreement {report['agreement']:.4f}"
-    )
-    print(
+        f"agreement {report['agreement']:.4f}",
         f"size {report['bytes']:,} bytes ({report['gzip_bytes']:,} gzipped), "
-        f"arena ~{report['arena_bytes']:,} bytes"
+        f"arena ~{report['arena_bytes']:,} bytes",
+        f"latency per example: {latency}",
     )
-    print(f"latency per example: {latency}")
-    print(json.dumps(report))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,29 @@ def _conv(input_shape):
     )
 
 
+def _block(conv, x, filters, name, batch_norm=False):
+    """A 3x3 ``conv`` block named ``name`` with ReLU; with ``batch_norm``, conv, BN, then ReLU."""
+    if not batch_norm:
+        return conv(filters, 3, padding="same", activation="relu", name=name)(x)
+    x = conv(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = keras.layers.BatchNormalization(name=f"{name}_norm")(x)
+    return keras.layers.ReLU(name=name)(x)
+
+
+def _two_blocks(input_shape, width, prefix, batch_norm=False):
+    """The input and two blocks: ``(inputs, features, pooling class, global pooling class)``.
+
+    Blocks ``<prefix>_block1`` (``width`` filters) and ``<prefix>_block2`` (``2 * width``) with
+    max pooling ``<prefix>_pool1`` between; the layer classes are those of the input's rank.
+    """
+    conv, pool, global_pool = _conv(input_shape)
+    inputs = keras.Input(input_shape)
+    x = _block(conv, inputs, width, f"{prefix}_block1", batch_norm)
+    x = pool(2, name=f"{prefix}_pool1")(x)
+    x = _block(conv, x, 2 * width, f"{prefix}_block2", batch_norm)
+    return inputs, x, pool, global_pool
+
+
 def make_teacher(input_shape, num_classes, width=64, batch_norm=False):
     """A CNN teacher: two convolution blocks with pooling, a 128-unit dense layer, logits out.
 
@@ -39,19 +62,7 @@ def make_teacher(input_shape, num_classes, width=64, batch_norm=False):
     Example:
         >>> teacher = make_teacher((8, 8, 1), 10)
     """
-    conv, pool, _ = _conv(input_shape)
-
-    def block(x, filters, name):
-        if not batch_norm:
-            return conv(filters, 3, padding="same", activation="relu", name=name)(x)
-        x = conv(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
-        x = keras.layers.BatchNormalization(name=f"{name}_norm")(x)
-        return keras.layers.ReLU(name=name)(x)
-
-    inputs = keras.Input(input_shape)
-    x = block(inputs, width, "t_block1")
-    x = pool(2, name="t_pool1")(x)
-    x = block(x, 2 * width, "t_block2")
+    inputs, x, pool, _ = _two_blocks(input_shape, width, "t", batch_norm)
     if min(x.shape[1:-1]) >= 4:
         x = pool(2, name="t_pool2")(x)
     x = keras.layers.Flatten(name="t_flatten")(x)
@@ -76,13 +87,10 @@ def make_student(input_shape, num_classes, width=16):
         ValueError: If ``input_shape`` is neither rank 2 nor rank 3.
 
     Example:
-        >>> student = make_student((8, 8, 1), 10)
+        >>> make_student((28, 28, 1), 10).count_params()
+        5130
     """
-    conv, pool, global_pool = _conv(input_shape)
-    inputs = keras.Input(input_shape)
-    x = conv(width, 3, padding="same", activation="relu", name="s_block1")(inputs)
-    x = pool(2, name="s_pool1")(x)
-    x = conv(2 * width, 3, padding="same", activation="relu", name="s_block2")(x)
+    inputs, x, _, global_pool = _two_blocks(input_shape, width, "s")
     x = global_pool(name="s_global_pool")(x)
     outputs = keras.layers.Dense(num_classes, name="s_logits")(x)
     return keras.Model(inputs, outputs, name="student")

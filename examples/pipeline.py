@@ -46,9 +46,9 @@ from absl import flags
 
 import keras_kd as kd
 from examples import common_flags, methods
+from examples.models import STUDENTS
 from examples.pipeline_report import deploy, report_stage
 from examples.pipeline_stages import StageRunner
-from examples.models import STUDENTS
 from examples.pipeline_training import TrainingStages
 
 FLAGS = flags.FlagValues()
@@ -179,6 +179,13 @@ flags.DEFINE_bool(
     "Train the teacher on random shifts and flips with a cosine learning-rate decay.",
     flag_values=FLAGS,
 )
+flags.DEFINE_float(
+    "pipeline_teacher_learning_rate",
+    0.0,
+    "Adam learning rate of the teacher (0: --learning_rate).",
+    lower_bound=0.0,
+    flag_values=FLAGS,
+)
 flags.DEFINE_bool(
     "pipeline_teacher_batch_norm",
     False,
@@ -228,23 +235,21 @@ flags.register_validator(
 )
 
 
-def run(
-    dataset="digits",
-    train_size=0,
-    model=None,
+@common_flags.with_settings(
+    "dataset train_size batch_size learning_rate alpha seed teacher_width student_width model"
+    " unsafe_deserialization runs verbose",
+    epochs=30,
     teacher_epochs=20,
-    teacher_width=32,
+    temperature=1.0,
+    output_dir="keras_kd_runs/pipeline",
+)
+def run(
+    s,
     teacher_augment=False,
     teacher_batch_norm=False,
-    epochs=30,
+    teacher_learning_rate=0.0,
     student="gap_cnn",
-    student_width=16,
-    batch_size=64,
-    learning_rate=3e-3,
     logit_loss="dist",
-    temperature=1.0,
-    alpha=0.1,
-    seed=0,
     pipeline_methods=("kd", "at"),
     pipeline_schemes=(),
     compression=("prune", "qat"),
@@ -258,14 +263,13 @@ def run(
     max_bytes=0,
     max_latency_ms=0.0,
     min_accuracy=0.0,
-    runs=50,
-    output_dir="keras_kd_runs/pipeline",
-    verbose=0,
     tensorboard_dir=None,
     force=False,
-    unsafe_deserialization=False,
 ):
     """Runs every stage (skipping up-to-date ones); returns the result dict (see module doc).
+
+    ``s`` holds the shared flags' values (``common_flags.with_settings``); the arguments are
+    the script's flags (``--helpfull``).
 
     Arguments are the script's flags (``compression`` is ``--pipeline_compression``, and so on);
     ``verbose`` is 0, 1 or 2 as ``--verbose``.
@@ -277,32 +281,32 @@ def run(
         ``report_json`` and ``stages`` (``{stage: "ran" | "skipped"}``).
     """
     recipes = {r: kd.compress.parse_recipe(r) for r in compression}
-    runner = StageRunner(output_dir, force=force, verbose=verbose)
+    runner = StageRunner(s.output_dir, force=force, verbose=s.verbose)
     training = TrainingStages(
         runner,
-        seed=seed,
-        batch_size=batch_size,
-        verbose=verbose,
+        seed=s.seed,
+        batch_size=s.batch_size,
+        verbose=s.verbose,
         tensorboard_dir=tensorboard_dir,
         logit_loss=logit_loss,
-        temperature=temperature,
-        alpha=alpha,
+        temperature=s.temperature,
+        alpha=s.alpha,
         student=student,
     )
-    training.data(dataset, train_size)
+    training.data(s.dataset, s.train_size)
     training.teacher(
-        model,
-        teacher_epochs,
-        teacher_width,
-        learning_rate,
-        unsafe_deserialization,
+        s.model,
+        s.teacher_epochs,
+        s.teacher_width,
+        teacher_learning_rate or s.learning_rate,
+        s.unsafe_deserialization,
         augment=teacher_augment,
         batch_norm=teacher_batch_norm,
     )
-    training.scratch(epochs, student_width, learning_rate)
+    training.scratch(s.epochs, s.student_width, s.learning_rate)
     distilled = [*pipeline_methods, *pipeline_schemes]
     for name in distilled:
-        training.distill(name, epochs, student_width, learning_rate)
+        training.distill(name, s.epochs, s.student_width, s.learning_rate)
     compressed = []
     for base in distilled:
         for recipe, parts in recipes.items():
@@ -312,7 +316,7 @@ def run(
                 recipe,
                 parts,
                 epochs=finetune_epochs,
-                learning_rate=learning_rate,
+                learning_rate=s.learning_rate,
                 qat_learning_rate=qat_learning_rate,
                 sparsity=sparsity,
                 prune_end=prune_end,
@@ -321,14 +325,14 @@ def run(
     rows = {}
     for name in ["teacher", "scratch", *distilled, *compressed]:
         source, upstream = training.model_source(name)
-        rows[name] = deploy(runner, name, source, upstream, target, training.arrays, runs)
+        rows[name] = deploy(runner, name, source, upstream, target, training.arrays, s.runs)
     return report_stage(
         runner,
         rows,
         distilled,
         compressed,
         target,
-        dataset,
+        s.dataset,
         {"max_bytes": max_bytes, "max_latency_ms": max_latency_ms, "min_accuracy": min_accuracy},
         min_agreement,
         tensorboard_dir,

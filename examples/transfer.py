@@ -26,7 +26,6 @@ if not __package__:  # python examples/<name>.py: import the package as `python 
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import examples  # noqa: F401  (quiets TensorFlow before keras_kd imports it)
 
-import json
 
 import numpy as np
 from absl import flags, logging
@@ -138,21 +137,22 @@ def _train(
     return float(model.evaluate(x_test, y_test, verbose=0)[1])
 
 
-def run(
-    regime="mnist1d",
+@common_flags.with_settings(
+    "verbose",
     dataset="fashion_mnist",
-    seeds=3,
     epochs=30,
     teacher_epochs=30,
-    labeled=5000,
-    transfer_size=40000,
     batch_size=128,
-    output_dir="keras_kd_runs/transfer",
     temperature=None,
     alpha=None,
-    verbose=0,
-):
+    seeds=3,
+    output_dir="keras_kd_runs/transfer",
+)
+def run(s, regime="mnist1d", labeled=5000, transfer_size=40000):
     """Runs one regime and returns ``{"regime", "teacher_acc", "rows": {name: [accuracy per seed]}}``.
+
+    ``s`` holds the shared flags' values (``common_flags.with_settings``); the arguments are
+    the script's flags (``--helpfull``).
 
     ``verbose`` is Keras ``fit``'s (0 silent, 1 progress bars, 2 a line per epoch).
     """
@@ -164,9 +164,9 @@ def run(
         def make_model():
             return make_mlp(x.shape[1:], 10)
 
-        teacher_path = os.path.join(output_dir, "mnist1d_teacher.keras")
+        teacher_path = os.path.join(s.output_dir, "mnist1d_teacher.keras")
     else:
-        (x, y), (x_test, y_test) = kd.data.load(dataset)
+        (x, y), (x_test, y_test) = kd.data.load(s.dataset)
         if labeled > len(x):
             raise ValueError(
                 f"labeled must be <= the {len(x)} training examples, received: labeled={labeled}"
@@ -179,11 +179,11 @@ def run(
             return make_mlp(x.shape[1:], int(y.max()) + 1)
 
         teacher_path = os.path.join(
-            output_dir, f"{dataset.replace(':', '_').replace('/', '_')}_teacher.keras"
+            s.output_dir, f"{s.dataset.replace(':', '_').replace('/', '_')}_teacher.keras"
         )
     teacher = train_teacher(
-        x, y, teacher_epochs, batch_size=batch_size, learning_rate=1e-3, verbose=verbose, seed=0,
-        path=teacher_path,
+        x, y, s.teacher_epochs, batch_size=s.batch_size, learning_rate=1e-3, verbose=s.verbose,
+        seed=0, path=teacher_path,
     )  # fmt: skip
     teacher_acc = float(teacher.evaluate(x_test, y_test, verbose=0)[1])
     logging.info("teacher accuracy %.4f", teacher_acc)
@@ -198,13 +198,13 @@ def run(
     common = {
         "x_test": x_test,
         "y_test": y_test,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "temperature": temperature,
-        "alpha": alpha,
-        "verbose": verbose,
+        "epochs": s.epochs,
+        "batch_size": s.batch_size,
+        "temperature": s.temperature,
+        "alpha": s.alpha,
+        "verbose": s.verbose,
     }
-    for seed in range(seeds):
+    for seed in range(s.seeds):
         rows["scratch (labeled only)"].append(
             _train(make_model, teacher, x_labeled, y_labeled, seed=seed, distill=False, **common)
         )
@@ -231,11 +231,11 @@ def run(
     return {
         "regime": regime,
         "teacher_acc": teacher_acc,
-        "temperature": temperature,
-        "alpha": alpha,
+        "temperature": s.temperature,
+        "alpha": s.alpha,
         "labeled": int(len(x_labeled)),
         "unlabeled": int(len(x_unlabeled)),
-        "epochs": epochs,
+        "epochs": s.epochs,
         "rows": rows,
     }
 
@@ -256,12 +256,12 @@ common_flags.define(FLAGS, run)
 def main(argv):
     common_flags.reject_extra_arguments(argv)
     result = run(**common_flags.arguments(run, FLAGS))
-    print(
+    common_flags.print_result(
+        result,
         f"teacher accuracy {result['teacher_acc']:.4f}; {result['labeled']} labeled, "
-        f"{result['unlabeled']} unlabeled, {result['epochs']} epochs"
+        f"{result['unlabeled']} unlabeled, {result['epochs']} epochs",
+        markdown(result),
     )
-    print(markdown(result))
-    print(json.dumps(result))
 
 
 if __name__ == "__main__":

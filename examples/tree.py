@@ -33,7 +33,6 @@ if not __package__:  # python examples/<name>.py: import the package as `python 
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import examples  # noqa: F401  (quiets TensorFlow before keras_kd imports it)
 
-import json
 
 import numpy as np
 from absl import flags, logging
@@ -100,19 +99,16 @@ def _accuracies(tree, x, y):
     return float(mixture), float(max_path)
 
 
-def run(
-    dataset="digits",
+@common_flags.with_settings(
+    "dataset train_size teacher_epochs alpha seed teacher_width verbose",
     epochs=20,
-    teacher_epochs=10,
     batch_size=32,
     learning_rate=1e-2,
     temperature=2.0,
-    alpha=0.1,
-    seed=0,
     output_dir="keras_kd_runs/tree",
-    verbose=0,
-    teacher_width=32,
-    train_size=0,
+)
+def run(
+    s,
     depth=4,
     inverse_temperature=1.0,
     penalty_strength=0.1,
@@ -122,23 +118,26 @@ def run(
 ):
     """Trains the teacher, the tree on hard labels and the distilled tree; returns the results dict.
 
+    ``s`` holds the shared flags' values (``common_flags.with_settings``); the arguments are
+    the script's flags (``--helpfull``).
+
     ``train_size`` > 0 keeps that many training examples (a fixed random subset). See the module
     docstring for the returned keys.
     """
-    (x_train, y_train), (x_test, y_test) = kd.data.load(dataset)
-    if train_size:
-        keep = np.random.default_rng(seed).permutation(len(x_train))[:train_size]
+    (x_train, y_train), (x_test, y_test) = kd.data.load(s.dataset)
+    if s.train_size:
+        keep = np.random.default_rng(s.seed).permutation(len(x_train))[: s.train_size]
         x_train, y_train = x_train[keep], y_train[keep]
     num_classes = int(max(y_train.max(), y_test.max())) + 1
-    logging.info("Training the teacher on %s (%d examples)", dataset, len(x_train))
-    fit = dict(batch_size=batch_size, verbose=verbose)
+    logging.info("Training the teacher on %s (%d examples)", s.dataset, len(x_train))
+    fit = dict(batch_size=s.batch_size, verbose=s.verbose)
     teacher = train_teacher(
-        x_train, y_train, teacher_epochs, teacher_width, learning_rate=teacher_learning_rate,
-        seed=seed, num_classes=num_classes, **fit,
+        x_train, y_train, s.teacher_epochs, s.teacher_width, learning_rate=teacher_learning_rate,
+        seed=s.seed, num_classes=num_classes, **fit,
     )  # fmt: skip
     teacher_acc = float(teacher.evaluate(x_test, y_test, verbose=0)[1])
 
-    keras.utils.set_random_seed(seed + 1)
+    keras.utils.set_random_seed(s.seed + 1)
     hard = SoftDecisionTree(
         depth,
         num_classes,
@@ -152,34 +151,34 @@ def run(
     distilled.set_weights(hard.get_weights())
 
     logging.info("Training the tree (depth %d) on the hard labels", depth)
-    keras.utils.set_random_seed(seed + 2)
+    keras.utils.set_random_seed(s.seed + 2)
     kd.recipes.train_classifier(
-        hard, x_train, y_train, epochs, learning_rate=learning_rate, schedule="constant", **fit
+        hard, x_train, y_train, s.epochs, learning_rate=s.learning_rate, schedule="constant", **fit
     )
 
-    logging.info("Distilling the teacher into the tree (T=%s, alpha=%s)", temperature, alpha)
-    keras.utils.set_random_seed(seed + 2)
+    logging.info("Distilling the teacher into the tree (T=%s, alpha=%s)", s.temperature, s.alpha)
+    keras.utils.set_random_seed(s.seed + 2)
     distiller = kd.Distiller(
         student=distilled,
         teacher=teacher,
-        losses=[kd.losses.LogitsKD(temperature=temperature)],
-        alpha=alpha,
+        losses=[kd.losses.LogitsKD(temperature=s.temperature)],
+        alpha=s.alpha,
     )
     distiller.compile(
-        keras.optimizers.Adam(learning_rate), kd.recipes.hard_loss(), metrics=["accuracy"]
+        keras.optimizers.Adam(s.learning_rate), kd.recipes.hard_loss(), metrics=["accuracy"]
     )
-    distiller.fit(x_train, y_train, epochs=epochs, **fit)
+    distiller.fit(x_train, y_train, epochs=s.epochs, **fit)
 
     hard_acc, hard_max_path_acc = _accuracies(hard, x_test, y_test)
     distilled_acc, distilled_max_path_acc = _accuracies(distilled, x_test, y_test)
-    os.makedirs(output_dir, exist_ok=True)
+    os.makedirs(s.output_dir, exist_ok=True)
     filters_png = tree_plots.plot_tree_filters(
-        distilled, os.path.join(output_dir, "tree_filters.png")
+        distilled, os.path.join(s.output_dir, "tree_filters.png")
     )
     path_png = tree_plots.plot_tree_path(
-        distilled, x_test[0], os.path.join(output_dir, "tree_path.png")
+        distilled, x_test[0], os.path.join(s.output_dir, "tree_path.png")
     )
-    tree_path = os.path.join(output_dir, "tree.keras")
+    tree_path = os.path.join(s.output_dir, "tree.keras")
     distilled.save(tree_path)
     return {
         "teacher_acc": teacher_acc,
@@ -299,8 +298,7 @@ def _print_seeds(result, output_dir):
     path = os.path.join(output_dir, "summary.md")
     with open(path, "w", encoding="utf-8") as f:
         f.write(result["table"] + "\n")
-    print(f"table: {os.path.abspath(path)}")
-    print(json.dumps(result))
+    common_flags.print_result(result, f"table: {os.path.abspath(path)}")
 
 
 common_flags.define(FLAGS, run, seeds=1)
@@ -316,16 +314,15 @@ def main(argv):
         _print_seeds(run_seeds(FLAGS.seeds, **settings), settings["output_dir"])
         return
     result = run(**settings)
-    print(f"teacher         accuracy {result['teacher_acc']:.4f}")
-    print(
-        f"tree, labels    accuracy {result['hard_acc']:.4f} (max path {result['hard_max_path_acc']:.4f})"
-    )
-    print(
+    common_flags.print_result(
+        result,
+        f"teacher         accuracy {result['teacher_acc']:.4f}",
+        f"tree, labels    accuracy {result['hard_acc']:.4f} "
+        f"(max path {result['hard_max_path_acc']:.4f})",
         f"tree, distilled accuracy {result['distilled_acc']:.4f} "
-        f"(max path {result['distilled_max_path_acc']:.4f})"
+        f"(max path {result['distilled_max_path_acc']:.4f})",
+        f"pictures: {result['filters_png']} {result['path_png']}",
     )
-    print(f"pictures: {result['filters_png']} {result['path_png']}")
-    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The Distiller: a Keras model that trains a student from labels and a frozen teacher."""
 
-from keras_kd import _labels, cache, replay, resilience, teacher_stage
+from keras_kd import _labels, resilience, teacher_stage
 from keras_kd._checks import check_fraction
 from keras_kd._compat import keras, tf
 from keras_kd._distiller_checks import (
@@ -15,10 +15,9 @@ from keras_kd._distiller_checks import (
     output_shape,
     prepare_losses,
 )
-from keras_kd.features import FeatureTap, paired_layers, teacher_tap
+from keras_kd.features import FeatureTap, paired_layers
 from keras_kd.losses import FeatureLoss
 from keras_kd.losses._ops import ensemble_logits
-from keras_kd.teachers import precision
 from keras_kd.teachers import resolve as teachers_config
 from keras_kd.training_step import StepOutputs, TrainingStep
 
@@ -139,32 +138,29 @@ class Distiller(TrainingStep):
             loss_weights, len(self.distillation_losses), self.alpha
         )
         self._track(terms=["hard_loss", *(loss.name for loss in self.distillation_losses)])
-        self._teacher_tap = teacher_tap(teachers, self.distillation_losses)
-        student_layers = paired_layers(self.distillation_losses, 1)
-        self._student_tap = FeatureTap(student, student_layers, role="student")
-        prepare_losses(
-            self.distillation_losses, self._teacher_tap, self._student_tap, teachers[0], student
-        )
-        self.cache_teacher = cache.check_mode(cache_teacher)
-        self._num_classes = output_shape(student)[-1] if output_shape(student) is not None else None
-        if cache_top_k is not None and self._num_classes is None:
-            raise ValueError(f"cache_top_k={cache_top_k} needs a student with a known output shape")
-        self._teacher_cache = cache.TeacherCache(
-            lambda x: self._teacher_tap(x, training=False),
+        self.augment = check_augment(augment, self.alpha)
+        # Not a Keras layer: the teachers are tracked as ``teacher``, never as trainable weights.
+        self.teacher_stage = teacher_stage.TeacherStage(
             teachers,
+            self.distillation_losses,
+            cache_teacher,
             cache_dtype,
             cache_top_k,
             cache_dir,
+            self.augment,
+            replay_views,
+            replay_seed,
+            teacher_precision,
+            output_shape(student)[-1] if output_shape(student) is not None else None,
         )
-        self.teacher_cached = None
-        self.augment = check_augment(augment, self.alpha)
-        self.teacher_precision = precision.check_precision(teacher_precision)
-        self.teacher_precision_report = None
-        views, self.replay_seed = replay.check_replay(
-            replay_views, replay_seed, self.augment, self.cache_teacher
-        )
-        self.replay = views and replay.from_cache(
-            self._teacher_cache, self.augment, views, self.replay_seed
+        student_layers = paired_layers(self.distillation_losses, 1)
+        self._student_tap = FeatureTap(student, student_layers, role="student")
+        prepare_losses(
+            self.distillation_losses,
+            self.teacher_stage.tap,
+            self._student_tap,
+            teachers[0],
+            student,
         )
         # Both models are built; nothing of the Distiller's own waits for a first call.
         self.built = True
@@ -196,20 +192,22 @@ class Distiller(TrainingStep):
         return self.student(inputs, training=training)
 
     def _step_inputs(self, x, training):
-        """The teacher's outputs, outside the tape: stored (cache, replay) or from a live pass."""
-        x, stored = cache.split_batch(x)
-        if not training:
-            return x, None
-        if self.augment is not None and stored is None:  # replayed views come drawn
-            # Once per batch: teacher and student see the same view.
-            x = self.augment(x, training=True)
-        if stored is not None:
-            teacher_logits, teacher_features = cache.decode(stored, self._num_classes)
-        else:
-            teacher_logits, teacher_features = self._teacher_tap(x, training=False)
-        teacher_logits = tf.stop_gradient(teacher_logits)
-        teacher_features = tf.nest.map_structure(tf.stop_gradient, teacher_features)
-        return x, (teacher_logits, teacher_features)
+        return self.teacher_stage.outputs(x, training)
+
+    @property
+    def teacher_cached(self):
+        """Whether the last ``fit`` read stored teacher outputs (cache or replay); ``None`` before."""
+        return self.teacher_stage.cached
+
+    @property
+    def teacher_precision_report(self):
+        """The teacher precision chosen by the first ``fit`` (``keras_kd.teachers.precision``)."""
+        return self.teacher_stage.precision_report
+
+    @property
+    def replay(self):
+        """The ``keras_kd.replay.ReplayCache`` of ``replay_views``, or ``None``."""
+        return self.teacher_stage.replay
 
     def _step_terms(self, x, y, sample_weight, targets, training):
         """The hard loss and each distillation term; ``evaluate`` scores the hard loss alone."""
@@ -263,7 +261,8 @@ class Distiller(TrainingStep):
         3. Resumption (``keras_kd.resilience.resume_from_backup``): backups are restored before
            the teacher stage reads the teacher, and run after the other callbacks.
         4. The non-finite guard ``nonfinite_guard`` (``keras_kd.nonfinite.NonFiniteGuard``).
-        5. The teacher stage (``keras_kd.teacher_stage``): teacher outputs cached once for
+        5. The teacher stage ``teacher_stage`` (``keras_kd.teacher_stage.TeacherStage``, which
+           also gives the step its teacher outputs): teacher outputs cached once for
            deterministic inputs (``keras_kd.cache``), replayed per pre-drawn view with
            ``replay_views`` (``keras_kd.replay``; ``replay`` is the ``ReplayCache``), else live;
            it logs the choice and sets ``teacher_cached``.
@@ -283,7 +282,7 @@ class Distiller(TrainingStep):
         kwargs["callbacks"] = resilience.resume_from_backup(
             self, x, callbacks, kwargs.get("initial_epoch", 0)
         )
-        x, y, kwargs = teacher_stage.teacher_stage(self, x, y, kwargs)
+        x, y, kwargs = self.teacher_stage.prepare(x, y, kwargs)
         return self._guarded_fit(x, y, **kwargs)
 
     def save_student(self, filepath, **kwargs):
@@ -310,14 +309,14 @@ class Distiller(TrainingStep):
             "losses": [serialize(loss) for loss in self.distillation_losses],
             "alpha": self.alpha,
             "loss_weights": list(self.loss_weights),
-            "cache_teacher": self.cache_teacher,
-            "cache_dtype": self._teacher_cache.dtype,
-            "cache_top_k": self._teacher_cache.top_k,
-            "cache_dir": self._teacher_cache.cache_dir,
+            "cache_teacher": self.teacher_stage.cache_teacher,
+            "cache_dtype": self.teacher_stage.cache.dtype,
+            "cache_top_k": self.teacher_stage.cache.top_k,
+            "cache_dir": self.teacher_stage.cache.cache_dir,
             "augment": serialize(self.augment) if self.augment is not None else None,
             "replay_views": self.replay.views if self.replay else None,
-            "replay_seed": self.replay_seed,
-            "teacher_precision": self.teacher_precision,
+            "replay_seed": self.teacher_stage.replay_seed,
+            "teacher_precision": self.teacher_stage.precision,
         }
 
     @classmethod

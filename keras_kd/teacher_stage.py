@@ -1,15 +1,18 @@
-"""The teacher stage of ``Distiller.fit``: live, cached or replayed teacher outputs.
+"""The teacher stage: how a frozen teacher's outputs reach a training step (live, cached, replayed).
 
-``teacher_stage`` decides the teacher's precision once (``keras_kd.teachers.precision``), then
-chooses how the teacher's outputs reach the training step: cached once for deterministic inputs
-(``keras_kd.cache``), replayed with pre-drawn views under augmentation (``keras_kd.replay``), or live
-on every batch; it logs the choice and returns what ``keras.Model.fit`` then receives.
+``TeacherStage`` owns the teacher(s), the tap that reads their logits and paired features, the
+cache and the replayed views. Before ``fit`` (``prepare``) it decides the teacher's precision once
+(``keras_kd.teachers.precision``), then chooses how the outputs reach the step: cached once for
+deterministic inputs (``keras_kd.cache``), replayed with pre-drawn views under augmentation
+(``keras_kd.replay``), or live on every batch; it logs the choice and returns what
+``keras.Model.fit`` then receives. In the step (``outputs``) it gives the teacher's outputs for a
+batch, outside the gradient tape. The Distiller composes it; a training step of your own can too.
 """
 
 import numpy as np
 from absl import logging
 
-from keras_kd import cache, features
+from keras_kd import cache, features, replay
 from keras_kd._compat import tf
 from keras_kd.teachers import precision
 
@@ -102,45 +105,132 @@ def as_student_sees(augment, x):
     return np.broadcast_to(np.asarray(one), (len(x), *one.shape[1:]))
 
 
-def teacher_stage(distiller, x, y, kwargs):
-    """Chooses live, cached or replayed teacher outputs for ``Distiller.fit`` and prepares them.
+class TeacherStage:
+    """The teacher-output stage: the outputs a training step sees of frozen teachers.
+
+    Paper: Hinton, Vinyals & Dean (2015), "Distilling the Knowledge in a Neural Network" (the
+    teacher's soft targets); Shen & Xing (2022), "A Fast Knowledge Distillation Framework for
+    Visual Recognition" (stored outputs of replayed views).
 
     Args:
-        distiller: The ``keras_kd.Distiller`` about to train.
-        x, y: ``fit``'s inputs.
-        kwargs: ``fit``'s other keyword arguments.
+        teachers: A list of one or more built teachers (``keras_kd.teachers.resolve`` gives them).
+        losses: The distillation loss layers (the tap reads the features their pairs name).
+        cache_teacher, cache_dtype, cache_top_k, cache_dir, augment, replay_views, replay_seed,
+            teacher_precision: As ``keras_kd.Distiller``'s arguments of those names.
+        num_classes: The classes of the logits, or ``None`` when unknown (no ``cache_top_k``).
 
-    Returns:
-        ``(x, y, kwargs)`` to give ``keras.Model.fit``.
+    Raises:
+        ValueError: For a bad cache mode, precision or replay setting (see ``keras_kd.Distiller``).
+
+    Example:
+        >>> stage = TeacherStage([teacher], [keras_kd.losses.LogitsKD()])
+        >>> x, y, fit_kwargs = stage.prepare(x_train, y_train, {"batch_size": 64})
+        >>> x_batch, (teacher_logits, teacher_features) = stage.outputs(x_batch)  # in a step
     """
-    replay = getattr(distiller, "replay", None)
-    batch_size = max(kwargs.get("batch_size") or 32, 256)
-    if distiller.teacher_precision_report is None:  # decided once, before any teacher pass
-        teachers = distiller.teacher if isinstance(distiller.teacher, list) else [distiller.teacher]
-        models, report = precision.choose(distiller.teacher_precision, teachers, x)
-        distiller.teacher_precision_report = report
-        if report["precision"] != "float32":
-            distiller._teacher_tap = features.teacher_tap(models, distiller.distillation_losses)
-            # Through __dict__, so that Keras does not track the copies as the Distiller's weights.
-            distiller.__dict__["_keras_kd_teacher_copies"] = list(zip(teachers, models))
-            for stored in (distiller._teacher_cache, replay):
-                if stored is not None:
-                    stored.tag = report["precision"]
-    for teacher, copy in distiller.__dict__.get("_keras_kd_teacher_copies", []):
-        copy.set_weights(teacher.get_weights())  # a teacher changed since the last fit
-    if replay is not None:
-        logging.info("keras_kd: teacher outputs replayed (%d views per example)", replay.views)
-        distiller.teacher_cached = True
-        x, kwargs = replay_input(replay, x, y, kwargs)
-        for callback in kwargs.get("callbacks") or []:
-            if hasattr(callback, "replays_epochs"):
-                callback.replays_epochs = True  # one iterator spans every epoch
-        return x, None, kwargs
-    use_cache, reason = cache.decide(
-        x, distiller.cache_teacher, augmenting=distiller.augment is not None
-    )
-    logging.info("keras_kd: teacher outputs %s (%s)", "cached" if use_cache else "live", reason)
-    distiller.teacher_cached = use_cache
-    if use_cache:
-        x = distiller._teacher_cache.annotate(x, batch_size=batch_size)
-    return x, y, kwargs
+
+    def __init__(
+        self,
+        teachers,
+        losses,
+        cache_teacher="auto",
+        cache_dtype="float16",
+        cache_top_k=None,
+        cache_dir=None,
+        augment=None,
+        replay_views=None,
+        replay_seed=0,
+        teacher_precision="auto",
+        num_classes=None,
+    ):
+        if cache_top_k is not None and num_classes is None:
+            raise ValueError(f"cache_top_k={cache_top_k} needs a student with a known output shape")
+        self.teachers = list(teachers)
+        self.losses = losses
+        self.tap = features.teacher_tap(self.teachers, losses)
+        self.cache_teacher = cache.check_mode(cache_teacher)
+        self.cache = cache.TeacherCache(
+            lambda x: self.tap(x, training=False),
+            self.teachers,
+            cache_dtype,
+            cache_top_k,
+            cache_dir,
+        )
+        self.augment = augment
+        self.num_classes = num_classes
+        self.precision = precision.check_precision(teacher_precision)
+        self.precision_report = None
+        views, self.replay_seed = replay.check_replay(
+            replay_views, replay_seed, augment, self.cache_teacher
+        )
+        self.replay = views and replay.from_cache(self.cache, augment, views, self.replay_seed)
+        self.cached = None  # set by prepare: True when the step reads stored outputs
+        self._copies = []  # (teacher, reduced-precision copy) pairs
+
+    def prepare(self, x, y, kwargs):
+        """Chooses live, cached or replayed outputs for ``fit(x, y, **kwargs)`` and prepares them.
+
+        Args:
+            x, y: ``fit``'s inputs.
+            kwargs: ``fit``'s other keyword arguments.
+
+        Returns:
+            ``(x, y, kwargs)`` to give ``keras.Model.fit``.
+
+        Raises:
+            ValueError: If ``cache_teacher=True`` but ``x`` cannot be cached safely, or the input
+                cannot be replayed.
+        """
+        batch_size = max(kwargs.get("batch_size") or 32, 256)
+        if self.precision_report is None:  # decided once, before any teacher pass
+            models, report = precision.choose(self.precision, self.teachers, x)
+            self.precision_report = report
+            if report["precision"] != "float32":
+                self.tap = features.teacher_tap(models, self.losses)
+                self._copies = list(zip(self.teachers, models))
+                for stored in (self.cache, self.replay):
+                    if stored is not None:
+                        stored.tag = report["precision"]
+        for teacher, copy in self._copies:
+            copy.set_weights(teacher.get_weights())  # a teacher changed since the last fit
+        if self.replay is not None:
+            logging.info(
+                "keras_kd: teacher outputs replayed (%d views per example)", self.replay.views
+            )
+            self.cached = True
+            x, kwargs = replay_input(self.replay, x, y, kwargs)
+            for callback in kwargs.get("callbacks") or []:
+                if hasattr(callback, "replays_epochs"):
+                    callback.replays_epochs = True  # one iterator spans every epoch
+            return x, None, kwargs
+        use_cache, reason = cache.decide(x, self.cache_teacher, augmenting=self.augment is not None)
+        logging.info("keras_kd: teacher outputs %s (%s)", "cached" if use_cache else "live", reason)
+        self.cached = use_cache
+        if use_cache:
+            x = self.cache.annotate(x, batch_size=batch_size)
+        return x, y, kwargs
+
+    def outputs(self, x, training=True):
+        """The batch as the student sees it and the teachers' ``(logits, features)``, no gradient.
+
+        Args:
+            x: A batch as ``fit`` gives it to the step (with stored outputs when ``prepare``
+                cached or replayed them).
+            training: ``False`` (evaluation) returns ``(x, None)`` without a teacher pass.
+
+        Returns:
+            ``(x, targets)``: ``x`` after ``augment`` (once per batch: teacher and student see
+            the same view), ``targets`` the teachers' stopped ``(logits, features)``.
+        """
+        x, stored = cache.split_batch(x)
+        if not training:
+            return x, None
+        if self.augment is not None and stored is None:  # replayed views come drawn
+            x = self.augment(x, training=True)
+        if stored is not None:
+            logits, feature_maps = cache.decode(stored, self.num_classes)
+        else:
+            logits, feature_maps = self.tap(x, training=False)
+        return x, (
+            tf.stop_gradient(logits),
+            tf.nest.map_structure(tf.stop_gradient, feature_maps),
+        )

@@ -111,7 +111,7 @@ def test_random_augmentation_keeps_the_teacher_live():
     distiller = kd.Distiller(student, teacher)
     distiller.compile("sgd", _sparse_ce())
     distiller.fit(augmented, epochs=1, verbose=0)
-    assert distiller.teacher_cached is False and distiller._teacher_cache.passes == 0
+    assert distiller.teacher_cached is False and distiller.teacher_stage.cache.passes == 0
 
 
 @pytest.mark.parametrize(
@@ -137,14 +137,14 @@ def test_changing_the_teacher_or_the_data_rebuilds_the_cache():
     fit = lambda inputs: distiller.fit(inputs, y, batch_size=32, verbose=0).history["dist"][0]  # noqa: E731
     fit(x)
     fit(x)
-    assert distiller._teacher_cache.passes == 1
+    assert distiller.teacher_stage.cache.passes == 1
     teacher.set_weights([w * 2 for w in teacher.get_weights()])
     assert (
         fit(x) > 1e-3
     )  # the student no longer matches the changed teacher: outputs were recomputed
-    assert distiller._teacher_cache.passes == 2
+    assert distiller.teacher_stage.cache.passes == 2
     fit(x + 1.0)
-    assert distiller._teacher_cache.passes == 3
+    assert distiller.teacher_stage.cache.passes == 3
 
 
 def test_features_come_from_the_cache(digits, teacher, student):
@@ -171,7 +171,7 @@ def test_features_come_from_the_cache(digits, teacher, student):
 
     _, live = run(False)
     distiller, cached = run(True)
-    assert "feature/t_block1" in distiller._teacher_cache._stored
+    assert "feature/t_block1" in distiller.teacher_stage.cache._stored
     assert cached == pytest.approx(live, rel=1e-5)
 
 
@@ -199,7 +199,7 @@ def test_each_model_runs_once_per_step(
     distiller = kd.Distiller(student, teacher, losses=losses, cache_teacher=cache_teacher)
     distiller.compile(keras.optimizers.SGD(0.01), _sparse_ce(), run_eagerly=True)
     if cache_teacher:
-        distiller._teacher_cache.annotate(
+        distiller.teacher_stage.cache.annotate(
             x[:96], batch_size=256
         )  # the one-time pass, outside the count
     teacher_calls = _count_calls(teacher.get_layer("t_block1"))

@@ -90,7 +90,7 @@ def test_each_kind_of_teacher_distills_through_the_cache(kind, keras3_teacher, f
     teacher = _teacher(kind, keras3_teacher, files)
     distiller = _compiled(kd.Distiller(student=student, teacher=teacher))
     history = distiller.fit(x, y, epochs=2, batch_size=64, verbose=0)
-    assert distiller.teacher_cached and distiller._teacher_cache.passes == 1
+    assert distiller.teacher_cached and distiller.teacher_stage.cache.passes == 1
     assert all(np.isfinite(v).all() for v in history.history.values())
     assert history.history["dist"][-1] > 0
     assert any(not np.array_equal(a, b) for a, b in zip(before, student.get_weights()))
@@ -104,7 +104,7 @@ def test_foreign_teacher_caches_the_logits_of_the_keras_teacher_it_came_from(
     distiller = kd.Distiller(
         student=_student(), teacher=_teacher(kind, keras3_teacher, files), cache_dtype="float32"
     )
-    stored = distiller._teacher_cache.annotate(x, batch_size=100)[cache.TEACHER_KEY]
+    stored = distiller.teacher_stage.cache.annotate(x, batch_size=100)[cache.TEACHER_KEY]
     difference = np.max(np.abs(stored["logits"] - reference_logits))
     assert difference <= 1e-5, f"{kind}: cached logits differ by {difference}"
 
@@ -124,7 +124,7 @@ def test_a_list_of_teachers_may_mix_kinds(keras3_teacher, files, data, reference
         "TFLiteTeacher",
         "CallableTeacher",
     ]
-    stored = distiller._teacher_cache.annotate(x, batch_size=100)[cache.TEACHER_KEY]["logits"]
+    stored = distiller.teacher_stage.cache.annotate(x, batch_size=100)[cache.TEACHER_KEY]["logits"]
     assert stored.shape == (TRAIN, len(KINDS), 10)
     np.testing.assert_allclose(stored, np.stack([reference_logits] * len(KINDS), 1), atol=1e-5)
     history = _compiled(distiller).fit(x, y, epochs=1, batch_size=64, verbose=0)
@@ -161,7 +161,7 @@ def test_keras3_teacher_feature_losses_tap_its_layers(keras3_teacher, data):
         losses=[kd.losses.LogitsKD(), loss],
         cache_dtype="float32",
     )
-    stored = distiller._teacher_cache.annotate(x, batch_size=100)[cache.TEACHER_KEY]
+    stored = distiller.teacher_stage.cache.annotate(x, batch_size=100)[cache.TEACHER_KEY]
     tap = keras3.Model(keras3_teacher.inputs, keras3_teacher.get_layer("t_conv").output)
     np.testing.assert_allclose(stored["feature/t_conv"], tap.predict(x, verbose=0), atol=1e-5)
     history = _compiled(distiller).fit(x, y, epochs=1, batch_size=64, verbose=0)

@@ -87,8 +87,8 @@ def test_distiller_runs_every_teacher_pass_in_the_chosen_precision(
     history = distiller.fit(x[:128], y[:128], epochs=1, batch_size=64, verbose=0).history
     assert np.isfinite(history["loss"][0])
     assert distiller.teacher_precision_report["precision"] == "bfloat16"
-    assert distiller._teacher_tap.model.layers[1].compute_dtype == "bfloat16"
-    stored = distiller.replay if views else distiller._teacher_cache
+    assert distiller.teacher_stage.tap.model.layers[1].compute_dtype == "bfloat16"
+    stored = distiller.replay if views else distiller.teacher_stage.cache
     assert stored.tag == "bfloat16"
     assert distiller.get_config()["teacher_precision"] == "bfloat16"
 
@@ -100,8 +100,8 @@ def test_the_bfloat16_copy_follows_a_teacher_changed_between_fits(teacher, stude
     distiller.fit(x[:64], y[:64], epochs=1, verbose=0)
     teacher.layers[-1].bias.assign(teacher.layers[-1].bias + 1.0)
     distiller.fit(x[:64], y[:64], epochs=1, verbose=0)
-    copy = distiller._teacher_tap.model
-    assert copy is not teacher and distiller._teacher_cache.passes == 2
+    copy = distiller.teacher_stage.tap.model
+    assert copy is not teacher and distiller.teacher_stage.cache.passes == 2
     assert all(np.array_equal(a, b) for a, b in zip(copy.get_weights(), teacher.get_weights()))
 
 

@@ -144,3 +144,39 @@ def test_the_distiller_does_not_import_compress():
     with open(os.path.join(ROOT, "keras_kd", "distiller.py"), encoding="utf-8") as handle:
         text = handle.read()
     assert not re.search(r"^\s*(from|import) keras_kd(\.| import )compress", text, re.MULTILINE)
+
+
+def test_the_teacher_stage_serves_a_training_step_of_your_own(digits):
+    """TeacherStage used without the Distiller: cached teacher logits reach a custom step."""
+    (x, y), _ = digits
+    x, y = x[:128], y[:128]
+    teacher = _dense("teacher", 0)
+    kd_loss = kd.losses.LogitsKD(temperature=2.0)
+
+    class Mine(TrainingStep):
+        def __init__(self, student):
+            super().__init__()
+            self.student = student
+            self.stage = kd.teacher_stage.TeacherStage([teacher], [kd_loss])
+            self._track(terms=["kd"])
+
+        def _step_inputs(self, x, training):
+            return self.stage.outputs(x, training)
+
+        def _step_terms(self, x, y, sample_weight, targets, training):
+            logits = self.student(x, training=training)
+            if targets is None:
+                return StepOutputs([], logits)
+            return StepOutputs([("kd", 1.0, kd_loss(targets[0], logits))], logits)
+
+        def fit(self, x, y, **kwargs):
+            x, y, kwargs = self.stage.prepare(x, y, kwargs)
+            return super().fit(x, y, **kwargs)
+
+    mine = Mine(_dense("student", 1))
+    mine.compile("adam")
+    history = mine.fit(x, y, batch_size=32, epochs=2, verbose=0).history
+    assert mine.stage.cached is True and mine.stage.cache.passes == 1
+    assert history["kd"][-1] < history["kd"][0]
+    x_batch, (logits, _) = mine.stage.outputs(x[:8])
+    np.testing.assert_allclose(logits.numpy(), teacher(x[:8]).numpy(), atol=1e-5)
