@@ -1,11 +1,13 @@
 """What the example scripts' ``--method``, ``--pairs`` and ``--scheme`` flags build.
 
-Each distillation method is the Hinton soft-target loss (``LogitsKD``) plus, for feature and
-relational methods, the method's own loss with a weight that trains stably on the example models
-(papers' weights were set for other feature sizes; see each loss's docstring). DKD replaces
-``LogitsKD`` and, as in its paper, keeps the full cross-entropy on labels; DIST replaces it too,
-with ``alpha`` on the labels. ``METHODS`` are the names of ``keras_kd.losses.get`` except
-``multi_kd``, which needs several teachers (``--scheme=multi_teacher``).
+Each feature and relational method is the Distiller's default logit loss (DIST with
+``beta=gamma=2``, Huang et al. 2022; ``keras_kd.losses.defaults``) at the script's temperature plus
+the method's own loss, with a weight that trains stably on the example models (papers' weights
+were set for other feature sizes; see each loss's docstring). ``kd`` is Hinton et al.'s
+``LogitsKD`` alone; DKD replaces the logit term and, as in its paper, keeps the full cross-entropy
+on labels; DIST is the logit term alone, with ``alpha`` on the labels. ``METHODS`` are the names of
+``keras_kd.losses.get`` except ``multi_kd``, which needs several teachers
+(``--scheme=multi_teacher``).
 """
 
 from examples.models import make_teacher
@@ -67,7 +69,7 @@ def parse_pairs(text):
     return pairs
 
 
-def make_losses(method, temperature, alpha, pairs=None, loss_weight=None):
+def make_losses(method, temperature, alpha, pairs=None, loss_weight=None, logit=None):
     """Builds the Distiller arguments of a method: ``{"losses", "alpha", "loss_weights"}``.
 
     Args:
@@ -78,6 +80,8 @@ def make_losses(method, temperature, alpha, pairs=None, loss_weight=None):
             one flow); ``None`` uses the example models' layers.
         loss_weight: Weight of the method's own loss; ``None`` uses the recipe's (``1 - alpha``
             for ``dist``, 1.0 for ``dkd``).
+        logit: A function returning the logit term of a feature or relational method; ``None``:
+            ``DIST(beta=2, gamma=2, temperature=temperature)``, the Distiller's default loss.
 
     Returns:
         Keyword arguments for ``keras_kd.Distiller``.
@@ -99,13 +103,14 @@ def make_losses(method, temperature, alpha, pairs=None, loss_weight=None):
             "alpha": 1.0,
             "loss_weights": [weight],
         }
+    if logit is None:
+
+        def logit():
+            return losses.DIST(beta=2.0, gamma=2.0, temperature=temperature)
+
     if method == "dist":
         weight = 1.0 - alpha if loss_weight is None else loss_weight
-        return {
-            "losses": [losses.DIST(beta=2.0, gamma=2.0, temperature=temperature)],
-            "alpha": alpha,
-            "loss_weights": [weight],
-        }
+        return {"losses": [logit()], "alpha": alpha, "loss_weights": [weight]}
     default_pairs, default_weight = _RECIPES[method]
     pairs = pairs or default_pairs
     if method == "fsp":
@@ -114,7 +119,7 @@ def make_losses(method, temperature, alpha, pairs=None, loss_weight=None):
         extra = losses.get(method, pairs=pairs)
     weight = default_weight if loss_weight is None else loss_weight
     return {
-        "losses": [losses.LogitsKD(temperature), extra],
+        "losses": [logit(), extra],
         "alpha": alpha,
         "loss_weights": [1.0 - alpha, weight],
     }

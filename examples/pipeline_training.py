@@ -35,7 +35,7 @@ class TrainingStages:
     ``models/<name>`` and ``histories/<name>.json``. The scratch and distilled students start from
     the same initial weights (seed + 1) and train with the same optimizer and data order
     (seed + 2). Distilled students get the logit term ``logit_loss`` at ``temperature`` and
-    ``alpha`` on the labels (``methods.make_losses``, its Hinton term replaced); compressed
+    ``alpha`` on the labels (``methods.make_losses`` with that logit term); compressed
     students are fine-tuned by the same logit term (``keras_kd.compress.apply_recipe``: pruning
     keeps the first and last layers dense, QAT starts from calibrated activation ranges).
 
@@ -229,11 +229,11 @@ class TrainingStages:
             keras.utils.set_random_seed(self.seed + 2)
             history = {}
             if name in methods.METHODS:
-                arguments = methods.make_losses(name, self.temperature, self.alpha)
-                arguments["losses"] = [
-                    self.logit_term() if type(loss) is kd.losses.LogitsKD else loss
-                    for loss in arguments["losses"]
-                ]
+                arguments = methods.make_losses(
+                    name, self.temperature, self.alpha, logit=self.logit_term
+                )
+                if name == "kd":  # Hinton's term becomes the pipeline's logit term
+                    arguments["losses"] = [self.logit_term()]
                 distiller = kd.Distiller(student, teacher, **arguments)
                 distiller.compile(
                     keras.optimizers.Adam(learning_rate), kd.recipes.hard_loss(), ["accuracy"]
