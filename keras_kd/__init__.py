@@ -17,7 +17,19 @@ Example:
 
 import importlib
 
-from keras_kd import data, export, losses, recipes, report, resilience, students, teachers
+from keras_kd import (
+    data,
+    export,
+    losses,
+    nonfinite,
+    recipes,
+    report,
+    resilience,
+    students,
+    teacher_stage,
+    teachers,
+    training_step,
+)
 from keras_kd._compat import keras
 from keras_kd.distiller import Distiller
 from keras_kd.features import FeatureTap
@@ -39,12 +51,15 @@ __all__ = [
     "keras",
     "load_model",
     "losses",
+    "nonfinite",
     "recipes",
     "report",
     "resilience",
     "schemes",
     "students",
+    "teacher_stage",
     "teachers",
+    "training_step",
 ]
 
 
