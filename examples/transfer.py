@@ -9,12 +9,13 @@ Two regimes, each over several seeds (the teacher is trained once; the seeds var
   1-D CNN; the student is an MLP (the published MLP baseline is 68 +- 2 %). The transfer set is
   ``--transfer_size`` extra inputs drawn from the ``mnist1d`` generator with another seed.
 - ``fashion``: the teacher (the example CNN) trains on every training image; the student, the same
-  MLP, sees ``--labeled`` of them with labels. Rows: the student from scratch on the labeled images; the default Distiller on the same
-  images at equal epochs; the default Distiller with every other training image as an unlabeled
-  transfer set; and with consistent augmentation (random shifts that teacher and student see alike,
-  Beyer et al. 2022).
+  MLP, sees ``--labeled`` of them with labels. Rows: the student from scratch on the labeled
+  images; the default Distiller on the same images at equal epochs; the default Distiller with
+  every other training image as an unlabeled transfer set; and with consistent augmentation
+  (random shifts that teacher and student see alike, Beyer et al. 2022).
 
-Every distilled row uses ``keras_kd.Distiller``'s defaults (LogitsKD at T=4, alpha=0.1). The script
+Every distilled row uses ``keras_kd.Distiller``'s defaults (DIST at T=4, alpha=0.5;
+``--temperature`` switches to Hinton's ``LogitsKD`` at that temperature). The script
 prints a markdown table (mean +- std test accuracy over seeds) and, last, one JSON object with
 ``regime``, ``teacher_acc`` and ``rows`` (name -> list of accuracies per seed).
 """
