@@ -229,7 +229,7 @@ def _state(distiller):
 def test_nonfinite_step_applies_nothing_to_student_adapters_or_optimizer(
     digits, teacher, student, source, steps_per_execution
 ):
-    """A NaN loss term, or NaN inputs (finite loss behind ReLU, NaN gradients), at batch 5."""
+    """A NaN loss term, or NaN inputs, at batch 5."""
     (x, y), _ = digits
     x, y, bad = x[:128].copy(), y[:128], 5
     if source == "input":
@@ -240,7 +240,9 @@ def test_nonfinite_step_applies_nothing_to_student_adapters_or_optimizer(
     distiller = _distiller(
         teacher, student, bad if source == "loss_term" else never, steps_per_execution, TAPPED
     )
-    name = "exploding" if source == "loss_term" else "gradient of "
+    # NaN inputs: relu(NaN) is 0 on some CPUs (the loss stays finite, the gradient does not) and
+    # NaN on others (AVX2-only AMD EPYC: the hard loss itself is NaN). Either stops the step.
+    name = "exploding" if source == "loss_term" else "(gradient of |hard_loss)"
     with pytest.raises(FloatingPointError, match=f"'{name}"):
         distiller.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
 

@@ -1,21 +1,20 @@
-"""Keras model -> .tflite file for a deployment target, converted in a subprocess and checked."""
+"""Keras model -> .tflite file for a deployment target, converted in a child process and checked."""
 
 import os
-import subprocess
-import sys
 import tempfile
 
 import numpy as np
 
 from keras_kd._compat import keras, tf
 from keras_kd.export import _flatbuffer
-from keras_kd.export._convert_worker import ERROR_MARKER
+from keras_kd.export._convert_worker import ConverterProcess
 from keras_kd.export._micro_ops import TFLM_BUILTIN_OPS
 
 TARGETS = ("float", "phone", "int8", "watch")
 WATCH_SIZE_BUDGET_BYTES = 256 * 1024
 MAX_REPRESENTATIVE_EXAMPLES = 300
 _MESSAGE_CHARS = 3000
+_CONVERTER = ConverterProcess()
 
 
 class ExportError(ValueError):
@@ -60,11 +59,11 @@ def to_tflite(model, path, target="float", representative_data=None, size_budget
     optional (``"watch"`` still needs it for the int8 input and output tensors). Pruning
     wrappers must be stripped first (``tfmot.sparsity.keras.strip_pruning``).
 
-    The model is saved as a SavedModel in a temporary directory and converted in a fresh Python
-    process (the TensorFlow 2.21 converter leaks memory on every call), which writes a temporary
-    file in the directory of ``path`` that replaces ``path``
-    only once the conversion and the target's checks passed: on any failure an existing file at
-    ``path`` is left as it was and no partial file remains.
+    The model is saved as a SavedModel in a temporary directory and converted in a child Python
+    process (the TensorFlow 2.21 converter leaks memory on every call), reused for 20 conversions
+    and then replaced. It writes a temporary file in the directory of ``path`` that replaces
+    ``path`` only once the conversion and the target's checks passed: on any failure an existing
+    file at ``path`` is left as it was and no partial file remains.
 
     Paper: Jacob et al. (2018), "Quantization and Training of Neural Networks for Efficient
     Integer-Arithmetic-Only Inference"; David et al. (2021), "TensorFlow Lite Micro: Embedded
@@ -125,21 +124,14 @@ def to_tflite(model, path, target="float", representative_data=None, size_budget
     with tempfile.TemporaryDirectory(prefix="keras_kd_export_") as work:
         saved_model = os.path.join(work, "saved_model")
         tf.saved_model.save(model, saved_model)
-        command = [
-            sys.executable,
-            "-m",
-            "keras_kd.export._convert_worker",
-            "--saved_model",
-            saved_model,
-        ]
-        command += ["--target", target]
+        request = {"saved_model": saved_model, "target": target}
         if representative is not None:
-            np.save(os.path.join(work, "representative.npy"), representative)
-            command += ["--representative", os.path.join(work, "representative.npy")]
+            request["representative"] = os.path.join(work, "representative.npy")
+            np.save(request["representative"], representative)
         fd, temp_path = tempfile.mkstemp(prefix=".keras_kd_", suffix=".tflite.tmp", dir=directory)
         os.close(fd)
         try:
-            _run_worker(command + ["--output", temp_path], target)
+            _convert(dict(request, output=temp_path), target)
             with open(temp_path, "rb") as f:
                 content = f.read()
             _check_result(content, target, budget)
@@ -249,21 +241,12 @@ def _check_example_shape(shape, expected):
         )
 
 
-def _run_worker(command, target):
-    env = dict(os.environ)
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-    if done.returncode != 0:
-        stderr = done.stderr or ""
-        if ERROR_MARKER in stderr:
-            message = stderr.rsplit(ERROR_MARKER, 1)[1].strip()
-        else:
-            message = f"the converter process exited with status {done.returncode}"
-        if len(message) > _MESSAGE_CHARS:
-            message = message[:_MESSAGE_CHARS] + " [...]"
-        raise ExportError(f"TFLite conversion for target={target!r} failed: {message}")
+def _convert(request, target):
+    error = _CONVERTER.convert(request)
+    if error is not None:
+        if len(error) > _MESSAGE_CHARS:
+            error = error[:_MESSAGE_CHARS] + " [...]"
+        raise ExportError(f"TFLite conversion for target={target!r} failed: {error}")
 
 
 def _check_result(content, target, budget):
