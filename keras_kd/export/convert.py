@@ -61,7 +61,8 @@ def to_tflite(model, path, target="float", representative_data=None, size_budget
 
     The model is saved as a SavedModel in a temporary directory and converted in a child Python
     process (the TensorFlow 2.21 converter leaks memory on every call), reused for 20 conversions
-    and then replaced. It writes a temporary file in the directory of ``path`` that replaces
+    and then replaced; between conversions it waits, holding its memory, until the program ends.
+    It writes a temporary file in the directory of ``path`` that replaces
     ``path`` only once the conversion and the target's checks passed: on any failure an existing
     file at ``path`` is left as it was and no partial file remains.
 
