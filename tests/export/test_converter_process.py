@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from keras_kd import export
-from keras_kd._compat import keras
+from keras_kd._compat import keras, tf
 from keras_kd.export import _convert_worker, convert
 
 
@@ -22,6 +22,7 @@ def _child_pid():
 
 
 def test_conversions_share_one_child_until_it_dies(tmp_path):
+    convert._CONVERTER.close()  # earlier tests in this process may have nearly spent its child
     model = _tiny_model()
     export.to_tflite(model, str(tmp_path / "a.tflite"))
     first = _child_pid()
@@ -39,8 +40,6 @@ def test_a_spent_child_is_replaced_after_its_conversions(tmp_path):
     converter = _convert_worker.ConverterProcess(conversions_per_process=2)
     model_dir = str(tmp_path / "saved_model")
     keras_model = _tiny_model()
-    import tensorflow as tf
-
     tf.saved_model.save(keras_model, model_dir)
     pids = []
     for i in range(3):
