@@ -12,20 +12,23 @@ The suite was fixed before any tuning (issue 18) and is not to be edited to flat
 - MNIST-1D (Greydanus 2020; 4,000 train / 1,000 test): the MLP student, a 1-D CNN teacher.
 - digits: the main job's pair (``make_teacher(width=32)``, ``make_student(width=16)``).
 - Held out (``--regimes=holdout_...``): students and budgets the defaults were not chosen on, to
-  check them: a global-pooling CNN of width 8 on 10,000 Fashion images x 20 epochs and on MNIST-1D,
-  and a 32-unit MLP on digits; rows ``scratch``, ``default`` and ``hinton`` only.
+  check them: a global-pooling CNN of width 8 on 10,000 Fashion images x 20 epochs, on all 60,000
+  x 10 epochs (the many-labels side of the default's rule) and on MNIST-1D, and a 32-unit MLP on
+  digits; rows ``scratch``, ``default`` and ``hinton`` only.
 
 Every row of a regime starts, for each seed, from the same initial student weights and trains the
 same epochs with the same optimizer (Adam, cosine decay from 3e-3 to 0), and reports the last
 epoch's test accuracy: no selection on the test set. Rows: ``scratch`` (labels only), ``default``
-(``kd.Distiller(student, teacher)`` with no other argument; when another row has exactly its
-losses, alpha and weights, that row's result is reused, marked ``same_as``: runs are deterministic
-given the seed), ``hinton`` (the 2015 reference as in
+(``kd.Distiller(student, teacher)`` with no other argument, whose first fit picks DIST's
+temperature from the labeled examples per class, ``kd.losses.defaults``; when another row has
+exactly the losses and alpha it picks, that row's result is reused, marked ``same_as``: runs are
+deterministic given the seed), ``hinton`` (the 2015 reference as in
 mdistiller: T=4, hard weight 0.1, soft weight 0.9), ``kd_t2`` (T=2, 0.5 / 0.5), ``kd_std`` (the same
 on standardized logits, Sun et al. 2024), ``dkd`` (Zhao et al. 2022), ``dist`` (Huang et al.
 2022) with its ImageNet setting (T=1) and, as ``dist_t4``, its CIFAR one (T=4, beta=gamma=2); and
 ``dist_a01`` (DIST with hard weight 0.1 and DIST weight 0.9); ``dist_kd`` (DIST plus ``kd_t2``'s KL,
-each weighted 0.5); and ``patient`` (``kd.recipes.patient_distiller``, Beyer et al. 2022: shifts,
+each weighted 0.5); the second sweep's ``dist_t2`` and ``dist_t8`` (beta=gamma=2 at T=2 and 8)
+and ``dist_t4_a03`` (``dist_t4`` with hard weight 0.3); and ``patient`` (``kd.recipes.patient_distiller``, Beyer et al. 2022: shifts,
 flips and MixUp, the same view to both models, KL at T=1, no label term) in the long regimes, with
 ``PATIENT_VIEWS`` replayed views per image (Shen & Xing 2022) so the teacher runs once per view.
 
@@ -68,6 +71,8 @@ REGIMES = {
     "holdout_fashion_gap_cnn": ("fashion_mnist", ("gap_cnn8",), 128, 10000, 20),
     "holdout_mnist1d_cnn": ("mnist1d", ("gap_cnn8",), 128, 0, 60),
     "holdout_digits_mlp": ("digits", ("mlp32",), 32, 0, 40),
+    # Added with the labels-per-class rule of kd.losses.defaults: its many-labels side, held out.
+    "holdout_fashion_60k_gap_cnn": ("fashion_mnist", ("gap_cnn8",), 128, 0, 10),
 }
 HOLDOUT_METHODS = ("scratch", "default", "hinton")
 SUITE = tuple(name for name in REGIMES if not name.startswith("holdout_"))
@@ -147,6 +152,10 @@ ROWS = {
     "dist_kd": (lambda: [_L.DIST(), _L.LogitsKD(temperature=2.0)], 0.5),
     "dist_t4": (lambda: [_L.DIST(beta=2.0, gamma=2.0, temperature=4.0)], 0.5),
     "dist_a01": (lambda: [_L.DIST()], 0.1),
+    # Added after the first sweep, to look for a setting that wins everywhere (issue 18):
+    "dist_t2": (lambda: [_L.DIST(beta=2.0, gamma=2.0, temperature=2.0)], 0.5),
+    "dist_t8": (lambda: [_L.DIST(beta=2.0, gamma=2.0, temperature=8.0)], 0.5),
+    "dist_t4_a03": (lambda: [_L.DIST(beta=2.0, gamma=2.0, temperature=4.0)], 0.3),
 }
 
 
@@ -178,24 +187,29 @@ def load_teacher(dataset, x, y, output_dir, verbose):
     return teacher
 
 
-def _configuration(method, student, teacher):
+def _configuration(method, examples_per_class):
+    """A row's losses (class names and configs) and alpha; ``None`` for rows without a Distiller."""
     if method in ("scratch", "patient"):
         return None
-    distiller = kd.Distiller(student, teacher, **_distiller_args(method))
-    losses = [
+    make_losses, alpha = ROWS[method]
+    if make_losses is None:  # the Distiller's default, which its first fit picks from the labels
+        losses, alpha = kd.losses.defaults(1, examples_per_class)
+    else:
+        losses = make_losses()
+    configs = [
         (type(loss).__name__, {k: v for k, v in loss.get_config().items() if k != "name"})
-        for loss in distiller.distillation_losses
+        for loss in losses
     ]
-    return losses, distiller.alpha, list(distiller.loss_weights)
+    return configs, alpha
 
 
-def _same_configuration(method, rows, student, teacher):
-    """The row that trains exactly as ``default`` does (same losses, alpha, weights), if any."""
+def _same_configuration(method, rows, examples_per_class):
+    """The row that trains exactly as ``default`` does (same losses and alpha), if any."""
     if method != "default":
         return None
-    mine = _configuration(method, student, teacher)
+    mine = _configuration(method, examples_per_class)
     for other in rows:
-        if other != method and _configuration(other, student, teacher) == mine:
+        if other != method and _configuration(other, examples_per_class) == mine:
             return other
     return None
 
@@ -276,7 +290,7 @@ def run_regime(
                 cell = result["rows"].setdefault(f"{kind}/{method}", {})
                 if str(seed) in cell:
                     continue
-                twin = _same_configuration(method, rows, initial, teacher)
+                twin = _same_configuration(method, rows, len(data[0][1]) / classes)
                 if twin and str(seed) in result["rows"].get(f"{kind}/{twin}", {}):
                     # Runs are deterministic given the seed: the default's twin row is its result.
                     cell[str(seed)] = {
@@ -298,7 +312,17 @@ def run_regime(
 
 
 def _save(result, path):
-    temporary = path + ".tmp"
+    """Writes ``result``, keeping the runs another process saved there meanwhile (e.g. one process
+    per ``--regime_students``)."""
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as file:
+            saved = json.load(file)
+        for key, cells in saved["rows"].items():
+            for seed, cell in cells.items():
+                result["rows"].setdefault(key, {}).setdefault(seed, cell)
+        for kind, facts in saved.get("students", {}).items():
+            result.setdefault("students", {}).setdefault(kind, facts)
+    temporary = f"{path}.{os.getpid()}.tmp"
     with open(temporary, "w", encoding="utf-8") as file:
         json.dump(result, file, indent=1)
     os.replace(temporary, path)

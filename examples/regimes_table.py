@@ -13,6 +13,9 @@ ROW_ORDER = (
     "dist_kd",
     "dist_t4",
     "dist_a01",
+    "dist_t2",
+    "dist_t8",
+    "dist_t4_a03",
     "patient",
 )
 

@@ -50,16 +50,30 @@ def check_some_labels(alpha, x, y):
             "alpha=0), received: y=None"
         )
     labels = np.asarray(y)
-    if labels.ndim > 1 and labels.shape[-1] > 1:
-        unlabeled = labels.sum(axis=-1) == 0
-    else:
-        unlabeled = labels.reshape(len(labels), -1)[:, 0] < 0
+    unlabeled = _unlabeled_rows(labels)
     if labels.size and unlabeled.all():
         raise ValueError(
             f"alpha={alpha} > 0 needs labels, but every example in y is unlabeled (-1 or an all-zero "
             "one-hot row); y must hold at least one label, or set alpha=0 to distill from the "
             f"teacher alone, received: y=<array of {len(labels)} unlabeled examples>"
         )
+
+
+def _unlabeled_rows(labels):
+    """A boolean per row of a numpy label array: sparse -1, or an all-zero one-hot row."""
+    if labels.ndim > 1 and labels.shape[-1] > 1:
+        return labels.sum(axis=-1) == 0
+    return labels.reshape(len(labels), -1)[:, 0] < 0
+
+
+def labeled_count(y):
+    """The number of labeled rows of array labels ``y``; ``None`` for ``None`` or a non-array."""
+    if not isinstance(y, (np.ndarray, tf.Tensor)):
+        return None
+    labels = np.asarray(y)
+    if not labels.ndim or not len(labels):
+        return None if not labels.ndim else 0
+    return int(len(labels) - _unlabeled_rows(labels).sum())
 
 
 def sparse_labels(y, logits):

@@ -1,5 +1,7 @@
 """The Distiller: a Keras model that trains a student from labels and a frozen teacher."""
 
+from absl import logging
+
 from keras_kd import _labels, resilience, teacher_stage
 from keras_kd._checks import check_fraction
 from keras_kd._compat import keras, tf
@@ -54,10 +56,12 @@ class Distiller(TrainingStep):
         losses: Distillation loss layers, each a subclass of ``keras_kd.losses.LogitLoss`` or
             ``keras_kd.losses.FeatureLoss`` (the contract in ``keras_kd.losses.base``).
             Default, from the measured suite ``examples/benchmark_regimes.py`` (README "Does
-            distillation beat the student alone?"), ``keras_kd.losses.defaults``:
-            ``[DIST(beta=2.0, gamma=2.0, temperature=4.0)]`` for one teacher,
-            ``[MultiTeacherKD(temperature=4.0)]`` for several. Hinton et al.'s setting is one call
-            away: ``losses=[keras_kd.losses.LogitsKD(temperature=4.0)], alpha=0.1``.
+            distillation beat the student alone?"), ``keras_kd.losses.defaults``: for one
+            teacher, DIST at ``T=4`` with ``beta=gamma=2``, switched by the first ``fit`` to
+            ``DIST()`` (``T=1``) when its array labels hold at least 2,000 labeled examples per
+            class (``default_losses_reason`` says which and why); ``[MultiTeacherKD(
+            temperature=4.0)]`` for several. Hinton et al.'s setting is one call away:
+            ``losses=[keras_kd.losses.LogitsKD(temperature=4.0)], alpha=0.1``.
         alpha: Weight of the hard-label loss, in [0, 1]. Default ``None``: 0.5 for one teacher
             (the DIST paper's 1:1 weighting of labels and teacher), 0.1 for several.
         loss_weights: One weight >= 0 per distillation loss. Default ``1 - alpha`` for each.
@@ -125,6 +129,9 @@ class Distiller(TrainingStep):
         teachers = check_teachers(teacher, student)
         self.student = student
         self.teacher = teachers[0] if len(teachers) == 1 else teachers
+        # The first fit sets the default DIST's temperature from the labels it sees (``defaults``).
+        self._losses_by_data = losses is None and len(teachers) == 1
+        self.default_losses_reason = None
         if losses is None or alpha is None:
             from keras_kd.losses import defaults
 
@@ -278,12 +285,32 @@ class Distiller(TrainingStep):
         """
         seen = teacher_stage.as_student_sees(self.augment, x)  # e.g. RandomCrop changes the shape
         _labels.check_fit_data(seen, y, self.student, getattr(self, "loss", None), self.alpha)
+        if self._losses_by_data:
+            self._choose_default_losses(y)
         callbacks = self._required_callbacks(kwargs.get("callbacks"))
         kwargs["callbacks"] = resilience.resume_from_backup(
             self, x, callbacks, kwargs.get("initial_epoch", 0)
         )
         x, y, kwargs = self.teacher_stage.prepare(x, y, kwargs)
         return self._guarded_fit(x, y, **kwargs)
+
+    def _choose_default_losses(self, y):
+        """Applies ``keras_kd.losses.defaults``' rule to the first ``fit``'s labels, once."""
+        from keras_kd.losses import defaults
+
+        self._losses_by_data = False
+        labeled, classes = _labels.labeled_count(y), output_shape(self.student)[-1]
+        per_class = labeled / classes if labeled is not None and classes else None
+        (chosen,), _ = defaults(1, per_class)
+        loss = self.distillation_losses[0]
+        loss.beta, loss.gamma, loss.temperature = chosen.beta, chosen.gamma, chosen.temperature
+        self.train_function = self.test_function = None  # any traced earlier used the old setting
+        counted = "unknown (no array labels)" if per_class is None else f"{per_class:,.0f}"
+        self.default_losses_reason = (
+            f"labeled examples per class: {counted}; default loss DIST(beta={loss.beta:g}, "
+            f"gamma={loss.gamma:g}, temperature={loss.temperature:g}), alpha={self.alpha:g}"
+        )
+        logging.info("keras_kd: %s", self.default_losses_reason)
 
     def save_student(self, filepath, **kwargs):
         """Saves the student alone (never the teacher) with ``keras.Model.save``, atomically.

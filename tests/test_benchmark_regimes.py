@@ -77,3 +77,14 @@ def test_patient_row_replays_views_and_runs_only_in_long_regimes(tiny_suite, tmp
     (tmp_path / "short").mkdir()
     short = bench.run_regime(tiny_suite, ("patient",), seeds=1, output_dir=str(tmp_path / "short"))
     assert set(short["rows"]) == {"mlp32/scratch"}
+
+
+def test_saving_keeps_the_runs_another_process_saved_meanwhile(tmp_path):
+    path = str(tmp_path / "r.json")
+    cell = {"accuracy": 0.8}
+    bench._save({"rows": {"cnn/scratch": {"0": cell}}, "students": {"cnn": {"macs": 1}}}, path)
+    bench._save({"rows": {"mlp/scratch": {"0": cell}, "cnn/scratch": {"1": cell}}}, path)
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert saved["rows"] == {"cnn/scratch": {"0": cell, "1": cell}, "mlp/scratch": {"0": cell}}
+    assert saved["students"] == {"cnn": {"macs": 1}}
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary file left
