@@ -28,9 +28,10 @@ on standardized logits, Sun et al. 2024), ``dkd`` (Zhao et al. 2022), ``dist`` (
 2022) with its ImageNet setting (T=1) and, as ``dist_t4``, its CIFAR one (T=4, beta=gamma=2); and
 ``dist_a01`` (DIST with hard weight 0.1 and DIST weight 0.9); ``dist_kd`` (DIST plus ``kd_t2``'s KL,
 each weighted 0.5); the second sweep's ``dist_t2`` and ``dist_t8`` (beta=gamma=2 at T=2 and 8)
-and ``dist_t4_a03`` (``dist_t4`` with hard weight 0.3); and ``patient`` (``kd.recipes.patient_distiller``, Beyer et al. 2022: shifts,
-flips and MixUp, the same view to both models, KL at T=1, no label term) in the long regimes, with
-``PATIENT_VIEWS`` replayed views per image (Shen & Xing 2022) so the teacher runs once per view.
+and ``dist_t4_a03`` (``dist_t4`` with hard weight 0.3); and ``patient``
+(``kd.recipes.patient_distiller``, Beyer et al. 2022: shifts, flips and MixUp, the same view to
+both models, KL at T=1, no label term) in the long regimes, with ``PATIENT_VIEWS`` replayed views
+per image (Shen & Xing 2022) so the teacher runs once per view.
 
 Results go to ``<output_dir>/<regime>.json`` after every run, so an interrupted run resumes where
 it stopped; the table of every finished regime is written to ``<output_dir>/regimes.md``, printed,

@@ -71,9 +71,9 @@ def labeled_count(y):
     if not isinstance(y, (np.ndarray, tf.Tensor)):
         return None
     labels = np.asarray(y)
-    if not labels.ndim or not len(labels):
-        return None if not labels.ndim else 0
-    return int(len(labels) - _unlabeled_rows(labels).sum())
+    if labels.ndim == 0:
+        return None
+    return int(len(labels) - _unlabeled_rows(labels).sum()) if len(labels) else 0
 
 
 def sparse_labels(y, logits):
