@@ -192,6 +192,15 @@ flags.DEFINE_bool(
     "Batch normalization after each teacher convolution.",
     flag_values=FLAGS,
 )
+flags.DEFINE_integer(
+    "pipeline_teacher_convs_per_block",
+    1,
+    "3x3 convolutions per teacher block (examples.models.make_teacher): 2 for a deeper teacher "
+    "when it underfits its augmented data.",
+    lower_bound=1,
+    upper_bound=3,
+    flag_values=FLAGS,
+)
 flags.DEFINE_bool("pipeline_force", False, "Run every stage, even up-to-date.", flag_values=FLAGS)
 
 
@@ -247,6 +256,7 @@ def run(
     s,
     teacher_augment=False,
     teacher_batch_norm=False,
+    teacher_convs_per_block=1,
     teacher_learning_rate=0.0,
     student="gap_cnn",
     logit_loss="dist",
@@ -302,6 +312,7 @@ def run(
         s.unsafe_deserialization,
         augment=teacher_augment,
         batch_norm=teacher_batch_norm,
+        convs_per_block=teacher_convs_per_block,
     )
     training.scratch(s.epochs, s.student_width, s.learning_rate)
     distilled = [*pipeline_methods, *pipeline_schemes]

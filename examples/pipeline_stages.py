@@ -104,6 +104,11 @@ class StageRunner:
                 return False
         return True
 
+    @staticmethod
+    def key(settings):
+        """The key of a stage run with ``settings``: a hash of their JSON."""
+        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
     def run(self, stage, settings, artifacts, build, summary=None):
         """Runs ``build()`` unless the stage is up to date; returns the stage's info dict.
 
@@ -120,7 +125,7 @@ class StageRunner:
         Returns:
             The info dict, from ``build`` or from the manifest of an earlier run.
         """
-        key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+        key = self.key(settings)
         number = len(self.log) + 1
         if not self.force and self.up_to_date(stage, key):
             info = self.manifest(stage)["info"]

@@ -137,24 +137,28 @@ class TrainingStages:
             self.arrays = tuple(arrays[k] for k in ("x", "y", "x_test", "y_test"))
         self.classes = int(max(self.arrays[1].max(), self.arrays[3].max())) + 1
 
-    def teacher(
-        self, model, epochs, width, learning_rate, unsafe=False, augment=False, batch_norm=False
-    ):
+    def teacher(self, model, epochs, width, learning_rate, unsafe=False, **architecture):
         """Trains the teacher (or loads ``model`` with ``kd.load_model(model, unsafe=unsafe)``).
 
-        ``augment`` and ``batch_norm`` are ``examples.models.train_teacher``'s.
+        ``architecture`` holds ``examples.models.train_teacher``'s ``augment``, ``batch_norm``
+        and ``convs_per_block``. A killed training resumes from its last epoch on the next run
+        (``keras_kd.resilience.BackupAndRestore``, in a directory named by the stage's key).
         """
         x, y, x_test, y_test = self.arrays
+        architecture = dict(
+            dict(augment=False, batch_norm=False, convs_per_block=1), **architecture
+        )
 
         def build():
             if model:
                 teacher = kd.load_model(model, unsafe=unsafe)
             else:
-                fit = self._fit_args("teacher", epochs)
+                backup_dir = self.runner.path(f"backup/teacher-{self.runner.key(settings)[:16]}")
+                callbacks = self._fit_args("teacher", epochs)["callbacks"]
+                callbacks.append(kd.resilience.BackupAndRestore(backup_dir))
                 teacher = train_teacher(
                     x, y, epochs, width, self.batch_size, learning_rate, self.verbose, self.seed,
-                    self.classes, callbacks=fit["callbacks"], augment=augment,
-                    batch_norm=batch_norm,
+                    self.classes, callbacks=callbacks, **architecture,
                 )  # fmt: skip
             self.models["teacher"] = teacher
             kd.resilience.save_model_atomically(teacher, self.runner.path("models/teacher.keras"))
@@ -168,9 +172,17 @@ class TrainingStages:
         else:
             settings.update(epochs=epochs, width=width, lr=learning_rate)
             fact = f"{epochs} epochs, width {width}"
-            if augment or batch_norm:  # only then in the key: earlier runs stay up to date
-                settings.update(augment=augment, batch_norm=batch_norm)
-                fact += ", batch norm" * batch_norm + ", shifts and flips, cosine decay" * augment
+            # Each only in the key when set: earlier runs stay up to date.
+            if architecture["augment"] or architecture["batch_norm"]:
+                settings.update(
+                    augment=architecture["augment"], batch_norm=architecture["batch_norm"]
+                )
+            convs = architecture["convs_per_block"]
+            if convs > 1:
+                settings["convs_per_block"] = convs
+                fact += f", {convs} convolutions per block"
+            fact += ", batch norm" * architecture["batch_norm"]
+            fact += ", shifts and flips, cosine decay" * architecture["augment"]
             self.facts.append(("teacher", fact))
         self.runner.run("teacher", settings, ["models/teacher.keras"], build, _keras_figure)
 

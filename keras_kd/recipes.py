@@ -210,7 +210,8 @@ def train_classifier(
         )
     total = steps(len(x), epochs, batch_size)
     layer = image_augmentation(x.shape[1:]) if augment is True else (augment or None)
-    trained = model if layer is None else keras.Sequential([layer, model])
+    # Built before fit, so that a BackupAndRestore among the callbacks restores into its weights.
+    trained = model if layer is None else keras.Sequential([keras.Input(x.shape[1:]), layer, model])
     loss = hard_loss()
     if schedule == "cosine":
         optimizer = cosine_adam(learning_rate, total)

@@ -277,3 +277,16 @@ def test_train_with_scheme_refuses_schemes_it_cannot_run(scheme):
 
     with pytest.raises(ValueError, match=f"received: scheme='{scheme}'"):
         train_with_scheme(scheme, None, None, None, 1, 32, 1e-3, 4.0, 0.1)
+
+
+def test_make_teacher_stacks_convolutions_per_block_and_refuses_other_counts():
+    from examples.models import make_teacher
+
+    deep = make_teacher((28, 28, 1), 10, width=32, batch_norm=True, convs_per_block=2)
+    convs = [layer.name for layer in deep.layers if type(layer).__name__ == "Conv2D"]
+    assert convs == ["t_block1_1_conv", "t_block1_conv", "t_block2_1_conv", "t_block2_conv"]
+    assert deep.get_layer("t_block2_conv").filters == 64
+    with pytest.raises(
+        ValueError, match="convs_per_block must be 1, 2 or 3, received: convs_per_block=4"
+    ):
+        make_teacher((28, 28, 1), 10, convs_per_block=4)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from absl import flags
 
@@ -320,3 +321,55 @@ def test_forced_stage_runner_reruns_an_up_to_date_stage(tmp_path):
         runner = StageRunner(str(tmp_path), force=force, announce=lambda line: None)
         runner.run("s", {"k": 1}, ["a.txt"], build)
     assert calls == [0, 1] and runner.manifest("s")["info"] == {"n": 2}
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_a_killed_teacher_training_resumes_after_its_last_finished_epoch(tmp_path, monkeypatch):
+    from examples import pipeline_training
+
+    epochs_seen, weights, train_teacher = [], [], pipeline_training.train_teacher
+
+    class Recorder(kd.keras.callbacks.Callback):
+        def __init__(self, crash_after):
+            super().__init__()
+            self.crash_after = crash_after
+
+        def on_epoch_begin(self, epoch, logs=None):
+            epochs_seen.append(epoch)
+            weights.append(self.model.get_weights())
+
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == self.crash_after:
+                weights.append(self.model.get_weights())
+                raise _Crash(epoch)
+
+    def stages(crash_after):
+        def crashing_train_teacher(*args, callbacks, **kwargs):
+            recorder = Recorder(crash_after)
+            return train_teacher(*args, callbacks=[*callbacks, recorder], **kwargs)
+
+        monkeypatch.setattr(pipeline_training, "train_teacher", crashing_train_teacher)
+        training = pipeline_training.TrainingStages(
+            StageRunner(str(tmp_path), announce=lambda line: None), 0, 64, 0, None, "dist", 4.0, 0.5
+        )
+        training.data("digits", 200)
+        return training
+
+    architecture = dict(augment=True, batch_norm=True, convs_per_block=2)
+    with pytest.raises(_Crash):
+        stages(crash_after=1).teacher(None, 4, 4, 1e-3, **architecture)
+    assert epochs_seen == [0, 1] and glob.glob(str(tmp_path / "backup" / "teacher-*"))
+    epochs_seen.clear()
+    training = stages(crash_after=None)
+    training.teacher(None, 4, 4, 1e-3, **architecture)
+    assert epochs_seen == [2, 3]
+    crashed, resumed = weights[2], weights[3]
+    assert all(np.array_equal(a, b) for a, b in zip(crashed, resumed, strict=True))
+    assert not glob.glob(str(tmp_path / "backup" / "teacher-*" / "*"))
+    settings = training.runner.manifest("teacher")["settings"]
+    assert settings["convs_per_block"] == 2 and settings["augment"] and settings["batch_norm"]
+    names = [layer.name for layer in training.models["teacher"].layers]
+    assert {"t_block1_1", "t_block1", "t_block2_1", "t_block2"} <= set(names)
