@@ -1,14 +1,16 @@
 """Every example script refuses a bad flag with exit status 2 and one line, never a traceback.
 
 Scripts are discovered by glob, so new examples are covered without editing this file. Each runs
-once as a subprocess (all at the same time, as importing TensorFlow dominates); the validators are
-also checked in-process, where they are cheap, on a copy of the flags of a script that declares
-the flag (each script declares its own, in its ``FLAGS``).
+once as ``-m`` would run it, in a child forked by ``tests.bad_flag_runs`` after one import of
+TensorFlow (which dominates); the validators are also checked in-process, where they are cheap, on
+a copy of the flags of a script that declares the flag (each script declares its own, in its
+``FLAGS``).
 """
 
 import copy
 import glob
 import importlib
+import json
 import os
 import re
 import subprocess
@@ -52,37 +54,28 @@ BAD_FLAG = {
     "transfer": ("--regime=cifar", "regime"),
 }
 DEFAULT_BAD_FLAG = ("--epochs=-1", "epochs")
-PARALLEL = 4
 _LOG_LINE = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d\d|WARNING: All log messages before absl)")
 
 
 @pytest.fixture(scope="module")
 def bad_flag_runs():
-    """{script: (returncode, stderr)}, the scripts run a few at a time (TF import dominates)."""
+    """{script: (returncode, stderr)}: each script run as ``-m`` by ``tests.bad_flag_runs``."""
     # Fashion-MNIST pointed at a missing directory: importing and parsing must not need it.
     missing = os.path.join(ROOT, "no_such_fashion_mnist_dir")
     env = {**os.environ, "KERAS_KD_FASHION_MNIST": missing, "PYTHONPATH": ROOT}
-    results, waiting, running = {}, list(SCRIPTS), {}
-    while waiting or running:
-        while waiting and len(running) < PARALLEL:
-            name = waiting.pop(0)
-            running[name] = subprocess.Popen(
-                [sys.executable, "-m", f"examples.{name}", BAD_FLAG.get(name, DEFAULT_BAD_FLAG)[0]],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        name = next(iter(running))
-        process = running.pop(name)
-        try:
-            _, stderr = process.communicate(timeout=240)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            _, stderr = process.communicate()
-        results[name] = (process.returncode, stderr)
-    return results
+    pairs = [f"{name}={BAD_FLAG.get(name, DEFAULT_BAD_FLAG)[0]}" for name in SCRIPTS]
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.bad_flag_runs", *pairs],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {
+        name: tuple(result) for name, result in json.loads(done.stdout.splitlines()[-1]).items()
+    }
 
 
 def _message_lines(stderr):
