@@ -1,7 +1,7 @@
 """Every example script refuses a bad flag with exit status 2 and one line, never a traceback.
 
 Scripts are discovered by glob, so new examples are covered without editing this file. Each runs
-once as ``-m`` would run it, in a child forked by ``tests.bad_flag_runs`` after one import of
+once as ``-m`` would run it, in a child forked by ``tests.forked_script_runs`` after one import of
 TensorFlow (which dominates); the validators are also checked in-process, where they are cheap, on
 a copy of the flags of a script that declares the flag (each script declares its own, in its
 ``FLAGS``).
@@ -10,7 +10,6 @@ a copy of the flags of a script that declares the flag (each script declares its
 import copy
 import glob
 import importlib
-import json
 import os
 import re
 import subprocess
@@ -19,6 +18,8 @@ import sys
 import pytest
 from absl import app, flags
 from absl.testing import flagsaver
+
+from tests.forked_script_runs import run_forked
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOT_SCRIPTS = {"__init__", "common_flags", "models", "methods"}
@@ -59,23 +60,12 @@ _LOG_LINE = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d\d|WARNING: All log messages 
 
 @pytest.fixture(scope="module")
 def bad_flag_runs():
-    """{script: (returncode, stderr)}: each script run as ``-m`` by ``tests.bad_flag_runs``."""
+    """{script: (returncode, stderr)} of each script run with its bad flag."""
     # Fashion-MNIST pointed at a missing directory: importing and parsing must not need it.
     missing = os.path.join(ROOT, "no_such_fashion_mnist_dir")
-    env = {**os.environ, "KERAS_KD_FASHION_MNIST": missing, "PYTHONPATH": ROOT}
-    pairs = [f"{name}={BAD_FLAG.get(name, DEFAULT_BAD_FLAG)[0]}" for name in SCRIPTS]
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.bad_flag_runs", *pairs],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return {
-        name: tuple(result) for name, result in json.loads(done.stdout.splitlines()[-1]).items()
-    }
+    runs = [(name, [BAD_FLAG.get(name, DEFAULT_BAD_FLAG)[0]]) for name in SCRIPTS]
+    results = run_forked(runs, {"KERAS_KD_FASHION_MNIST": missing})
+    return {name: (status, stderr) for name, (status, _, stderr) in zip(SCRIPTS, results)}
 
 
 def _message_lines(stderr):

@@ -11,6 +11,8 @@ import sys
 import numpy as np
 import pytest
 
+from tests.forked_script_runs import run_forked
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -31,45 +33,30 @@ def test_distill_run_returns_every_result(tmp_path):
     assert 0.0 <= result["distilled_acc"] <= 1.0
 
 
-def _run_script(module, *flags):
-    return subprocess.run(
-        [sys.executable, "-m", module, *flags],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+DISTILL_BAD_FLAGS = [
+    "--epochs=0",
+    "--alpha=2",
+    "--verbose=5",
+    "--dataset=cifar",
+    "--method=magic",
+    "--pairs=a:b,c",
+    "extra_argument",
+]
 
 
-def test_distill_command_line_ends_with_json(tmp_path):
-    done = _run_script(
-        "examples.distill",
-        "--epochs=1",
-        "--teacher_epochs=1",
-        "--verbose=0",
-        f"--output_dir={tmp_path}",
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["student_path"].startswith(str(tmp_path))
+@pytest.fixture(scope="module")
+def distill_exits():
+    """``python -m examples.distill`` with ``--help`` and with each bad flag (one forked run each)."""
+    runs = [("distill", ["--help"])] + [("distill", [flag]) for flag in DISTILL_BAD_FLAGS]
+    results = run_forked(runs)
+    return {args[0]: result for (_, args), result in zip(runs, results)}
 
 
-@pytest.mark.parametrize(
-    "flag",
-    [
-        "--epochs=0",
-        "--alpha=2",
-        "--verbose=5",
-        "--dataset=cifar",
-        "--method=magic",
-        "--pairs=a:b,c",
-        "extra_argument",
-    ],
-)
-def test_distill_rejects_bad_flags_without_training(flag):
-    done = _run_script("examples.distill", flag)
-    assert done.returncode != 0
-    assert "Traceback" not in done.stderr
+@pytest.mark.parametrize("flag", DISTILL_BAD_FLAGS)
+def test_distill_rejects_bad_flags_without_training(distill_exits, flag):
+    returncode, _, stderr = distill_exits[flag]
+    assert returncode == 2, stderr[-3000:]
+    assert "Traceback" not in stderr
 
 
 def test_transfer_run_reports_every_row(tmp_path):
@@ -192,10 +179,10 @@ def test_an_example_runs_as_a_file_quietly_with_the_same_flags(tmp_path):
     assert not any(_LOG_LINE.match(line) for line in done.stderr.splitlines()), done.stderr
 
 
-def test_an_example_runs_as_a_module_with_the_same_flags():
-    done = _run_script("examples.distill", "--help")
-    assert "Traceback" not in done.stderr, done.stderr[-3000:]
-    assert "--method" in done.stdout and "--scheme" in done.stdout  # absl's --help exits 1
+def test_an_example_runs_as_a_module_with_the_same_flags(distill_exits):
+    _, stdout, stderr = distill_exits["--help"]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert "--method" in stdout and "--scheme" in stdout  # absl's --help exits 1
 
 
 def test_methods_are_the_loss_registry_names_but_the_multi_teacher_loss():
@@ -230,18 +217,20 @@ def _method_args(method):
 @pytest.mark.parametrize(
     "flags", [["--method=at"], ["--scheme=born_again"], ["--scheme=multi_teacher"]]
 )
-def test_distill_runs_methods_and_schemes_from_the_command_line(tmp_path, flags):
-    done = _run_script(
-        "examples.distill",
-        "--epochs=1",
-        "--teacher_epochs=1",
-        "--verbose=0",
-        f"--output_dir={tmp_path}",
-        *flags,
+def test_distill_runs_methods_and_schemes_from_its_flags(tmp_path, capsys, flags):
+    """``main`` on parsed flags, in process (the command line's own path is tested above)."""
+    from examples import distill
+
+    argv = distill.FLAGS(
+        ["distill", "--epochs=1", "--teacher_epochs=1", f"--output_dir={tmp_path}", *flags]
     )
-    assert done.returncode == 0, done.stderr[-2000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    try:
+        distill.main(argv)
+    finally:
+        distill.FLAGS.unparse_flags()
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert 0.0 <= result["distilled_acc"] <= 1.0 and os.path.isfile(result["student_path"])
+    assert result["student_path"].startswith(str(tmp_path))
 
 
 def test_parse_pairs_refuses_malformed_items():
