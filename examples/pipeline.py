@@ -12,8 +12,9 @@ each ``--pipeline_compression`` recipe (``+``-joined ``keras_kd.compress.apply_r
 on each distilled student, fine-tuned by distillation -> strip -> export for
 ``--pipeline_target`` -> verify every .tflite in LiteRT -> report.
 
-Every distilled student uses ``--pipeline_logit_loss`` (DIST at T=1 by default, with
-``--alpha`` on the labels) as its logit term; ``at`` adds attention transfer. The scratch
+Every distilled student uses ``--pipeline_logit_loss`` (by default DIST as the Distiller chooses it
+for the training labels per class, ``keras_kd.losses.defaults``, unless ``--temperature`` is given;
+``--alpha`` 0.5 on the labels) as its logit term; ``at`` adds attention transfer. The scratch
 student starts from the same initial weights and trains as long with the same optimizer.
 
 The report (``report.md``, ``report.html`` with its PNGs, ``report.json``) tables every candidate
@@ -72,7 +73,8 @@ flags.DEFINE_enum(
     "dist",
     list(TrainingStages.LOGIT_LOSSES),
     "Logit term of every distilled and fine-tuned student: dist (DIST, Huang et al. 2022), "
-    "kd (Hinton KD) or kd_standardized (Sun et al. 2024), at --temperature.",
+    "kd (Hinton KD) or kd_standardized (Sun et al. 2024), at --temperature (unset: dist is the "
+    "Distiller's default for the labels per class, kd 4).",
     flag_values=FLAGS,
 )
 flags.DEFINE_list(
@@ -245,11 +247,12 @@ flags.register_validator(
 
 
 @common_flags.with_settings(
-    "dataset train_size batch_size learning_rate alpha seed teacher_width student_width model"
+    "dataset train_size batch_size learning_rate seed teacher_width student_width model"
     " unsafe_deserialization runs verbose",
     epochs=30,
     teacher_epochs=20,
-    temperature=1.0,
+    temperature=None,
+    alpha=0.5,
     output_dir="keras_kd_runs/pipeline",
 )
 def run(

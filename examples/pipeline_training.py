@@ -34,8 +34,8 @@ class TrainingStages:
     method or scheme and ``compress`` per recipe; each is a ``StageRunner`` stage writing
     ``models/<name>`` and ``histories/<name>.json``. The scratch and distilled students start from
     the same initial weights (seed + 1) and train with the same optimizer and data order
-    (seed + 2). Distilled students get the logit term ``logit_loss`` at ``temperature`` and
-    ``alpha`` on the labels (``methods.make_losses`` with that logit term); compressed
+    (seed + 2). Distilled students get the logit term ``logit_loss`` at ``temperature`` (``None``:
+    for DIST the Distiller's default for the labels per class, else 4) and ``alpha`` on the labels (``methods.make_losses`` with that logit term); compressed
     students are fine-tuned by the same logit term (``keras_kd.compress.apply_recipe``: pruning
     keeps the first and last layers dense, QAT starts from calibrated activation ranges).
 
@@ -78,6 +78,7 @@ class TrainingStages:
         self.runner, self.seed, self.batch_size, self.verbose = runner, seed, batch_size, verbose
         self.tensorboard_dir = tensorboard_dir
         self.logit_loss, self.temperature, self.alpha = logit_loss, temperature, alpha
+        self._default_dist = None  # DIST's beta, gamma, temperature when chosen by the rule
         self.models = {}  # name -> in-memory Keras model, filled lazily
         self.facts = []
         self.distilled = set()
@@ -108,8 +109,14 @@ class TrainingStages:
         return self.models[name]
 
     def logit_term(self):
-        """A fresh logit loss layer: DIST, Hinton KD or standardized KD at ``temperature``."""
+        """A fresh logit loss layer: DIST, Hinton KD or standardized KD at ``temperature``.
+
+        DIST without a ``temperature`` is the Distiller's default for the training labels per
+        class (``keras_kd.losses.defaults``), resolved by ``data``.
+        """
         if self.logit_loss == "dist":
+            if self._default_dist is not None:
+                return kd.losses.DIST(**self._default_dist)
             return kd.losses.get("dist", temperature=self.temperature)
         return kd.losses.LogitsKD(
             self.temperature, standardize=self.logit_loss == "kd_standardized"
@@ -136,6 +143,11 @@ class TrainingStages:
         with np.load(runner.path("data.npz")) as arrays:
             self.arrays = tuple(arrays[k] for k in ("x", "y", "x_test", "y_test"))
         self.classes = int(max(self.arrays[1].max(), self.arrays[3].max())) + 1
+        if self.temperature is None:  # the Distiller's rule, for these labels per class
+            (loss,), _ = kd.losses.defaults(examples_per_class=len(self.arrays[1]) / self.classes)
+            self.temperature = loss.temperature if self.logit_loss == "dist" else 4.0
+            if self.logit_loss == "dist":
+                self._default_dist = {k: getattr(loss, k) for k in ("beta", "gamma", "temperature")}
 
     def teacher(self, model, epochs, width, learning_rate, unsafe=False, **architecture):
         """Trains the teacher (or loads ``model`` with ``kd.load_model(model, unsafe=unsafe)``).
@@ -231,8 +243,9 @@ class TrainingStages:
         self.distilled.add(name)
         if not any(label == "distillation" for label, _ in self.facts):
             self.facts.append(
-                ("distillation", f"{self.logit_loss} (T={self.temperature:g}), "
-                 f"alpha={self.alpha:g} on the labels")
+                ("distillation", f"{self.logit_loss} (T={self.temperature:g}"
+                 + ", the Distiller's default for these labels" * (self._default_dist is not None)
+                 + f"), alpha={self.alpha:g} on the labels")
             )  # fmt: skip
 
         def build():
@@ -261,6 +274,8 @@ class TrainingStages:
         settings = self._student_settings(epochs, width, learning_rate)
         settings.update(teacher=self.runner.fingerprint("teacher"), method=name)
         settings.update(loss=self.logit_loss, temperature=self.temperature, alpha=self.alpha)
+        if self._default_dist is not None:  # only then in the key: earlier runs stay up to date
+            settings["dist"] = self._default_dist
         artifacts = [f"models/{name}.h5", f"histories/{name}.json"]
         self.runner.run(f"distill/{name}", settings, artifacts, build, _keras_figure)
 
