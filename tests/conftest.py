@@ -1,5 +1,4 @@
-"""Test setup: the repo root on sys.path (for examples/), two logical CPUs, one thread per xdist
-worker, small shared fixtures."""
+"""Test setup: the repo root on sys.path (for examples/), two logical CPUs, small shared fixtures."""
 
 import os
 import sys
@@ -10,12 +9,6 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
-
-# With several pytest-xdist workers (pytest.ini: one per core), each worker and the processes its
-# tests start run TensorFlow ops on one thread: the tests' models are tiny, and two workers of two
-# threads each on two cores spent 15 % more time (measured on a 2-core AMD EPYC).
-if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
-    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
 from keras_kd._compat import keras, tf  # noqa: E402
 
