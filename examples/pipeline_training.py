@@ -35,8 +35,8 @@ class TrainingStages:
     ``models/<name>`` and ``histories/<name>.json``. The scratch and distilled students start from
     the same initial weights (seed + 1) and train with the same optimizer and data order
     (seed + 2). Distilled students get the logit term ``logit_loss`` at ``temperature`` (``None``:
-    for DIST the Distiller's default for the labels per class, else 4) and ``alpha`` on the labels (``methods.make_losses`` with that logit term); compressed
-    students are fine-tuned by the same logit term (``keras_kd.compress.apply_recipe``: pruning
+    for DIST the Distiller's default for the labels per class, else 4) and ``alpha`` on the labels
+    (``methods.make_losses`` with that logit term); compressed students are fine-tuned by the same logit term (``keras_kd.compress.apply_recipe``: pruning
     keeps the first and last layers dense, QAT starts from calibrated activation ranges).
 
     Args:
@@ -145,9 +145,9 @@ class TrainingStages:
         self.classes = int(max(self.arrays[1].max(), self.arrays[3].max())) + 1
         if self.temperature is None:  # the Distiller's rule, for these labels per class
             (loss,), _ = kd.losses.defaults(examples_per_class=len(self.arrays[1]) / self.classes)
-            self.temperature = loss.temperature if self.logit_loss == "dist" else 4.0
             if self.logit_loss == "dist":
                 self._default_dist = {k: getattr(loss, k) for k in ("beta", "gamma", "temperature")}
+            self.temperature = loss.temperature if self._default_dist else 4.0
 
     def teacher(self, model, epochs, width, learning_rate, unsafe=False, **architecture):
         """Trains the teacher (or loads ``model`` with ``kd.load_model(model, unsafe=unsafe)``).

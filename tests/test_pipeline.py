@@ -95,6 +95,16 @@ def test_pipeline_writes_every_artifact_and_chooses_inside_the_budget(first_run)
         )
 
 
+def test_students_distill_with_the_distillers_default_for_their_labels_per_class(first_run):
+    output, _, _ = first_run
+    runner = StageRunner(str(output / "run"))
+    settings = runner.manifest("distill/kd")["settings"]
+    (expected,), alpha = kd.losses.defaults(examples_per_class=TINY["train_size"] / 10)
+    assert settings["dist"] == {"beta": 2.0, "gamma": 2.0, "temperature": 4.0}
+    assert settings["dist"] == {k: getattr(expected, k) for k in ("beta", "gamma", "temperature")}
+    assert settings["alpha"] == alpha == 0.5 and settings["temperature"] == 4.0
+
+
 def test_rerun_skips_every_finished_stage(first_run, tmp_path):
     _, _, first_seconds = first_run
     before = os.path.getmtime(first_run[0] / "run" / "models" / "kd.h5")
