@@ -1,54 +1,153 @@
-"""Runs example scripts that exit before training, each as ``python -m examples.<name>`` would.
+"""Runs scripts in children forked from one process per test worker that imported TensorFlow once.
 
-    python -m tests.forked_script_runs '[["distill", ["--method=magic"]], ["tree", ["--help"]]]'
-    results = run_forked([("distill", ["--method=magic"])])  # from a test: that, as a subprocess
+    done = run_script("examples.tree", ["--tree_depth=0"])  # like subprocess.run([python, -m, ...])
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    job = start("tests.resilience_job", ["--out=a.npz"]); os.kill(job, signal.SIGKILL); wait(job)
 
-Importing TensorFlow dominates a script that exits on a bad flag or ``--help`` (about 8 CPU seconds
-of the 9), so this process imports keras_kd and its stack once and forks one child per run. Each
-child runs the script's module as ``__main__`` (``runpy``, as ``-m`` does) with its own
-``sys.argv``, its stdout and stderr going to files, so it meets the same absl registry, flag parsing
-and exit path as a fresh process. Only for runs that stop before TensorFlow computes anything: a
-child forked from a process that imported TensorFlow must not train. Prints one JSON line, a list of
-``[exit status, stdout, stderr]`` in the order of the runs.
+Importing TensorFlow, tfmot and keras_kd takes about 9 CPU seconds, most of a test that runs a
+script for one epoch. So each test worker keeps one server process (started at first use, ended
+when the worker exits) that imports that stack but never runs a TensorFlow op, then forks one child
+per run. A child forked before TensorFlow's runtime starts builds its own thread pools and trains
+like a fresh process. Each child runs its target as ``__main__`` (a module through ``runpy``, as
+``python -m`` does, or a code string, as ``python -c`` does) with its own ``sys.argv``, environment
+variables and working directory, its stdout and stderr going to files, so it meets the same absl
+flag registry, flag parsing and exit path as a fresh process.
+
+What a fork cannot test stays a real subprocess: anything decided while TensorFlow is imported (the
+C++ log level, fixed at 3 here; thread counts; lazy imports) and running a script as a file without
+the package on the path.
 """
 
+import atexit
 import json
 import os
 import runpy
+import select
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import traceback
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TIMEOUT = 600  # seconds for one run: a hang, not a slow machine
+
+
+class Done(subprocess.CompletedProcess):
+    """A finished run: ``returncode`` (negative: killed by that signal), ``stdout``, ``stderr``."""
+
+
+def run_script(target, args=(), env=None, cwd=ROOT, timeout=TIMEOUT):
+    """Runs ``target`` with ``args`` and waits for it, like ``subprocess.run``.
+
+    ``target`` is a module (``"examples.x"``, as ``python -m``) or ``{"code": source}`` (as
+    ``python -c``; with ``"filename"``, tracebacks name that file and its lines).
+    """
+    return wait(start(target, args, env, cwd), timeout)
 
 
 def run_forked(runs, env=None):
-    """``[(exit status, stdout, stderr)]`` of ``runs``, ``[(script, [args])]``, from a subprocess.
-
-    Every script must exit before training (bad flags, ``--help``).
-    """
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.forked_script_runs", json.dumps(runs)],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": ROOT, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return [tuple(result) for result in json.loads(done.stdout.splitlines()[-1])]
+    """``[(exit status, stdout, stderr)]`` of ``runs``, ``[(script, [args])]`` of ``examples``."""
+    done = [run_script(f"examples.{script}", args, env) for script, args in runs]
+    return [(run.returncode, run.stdout, run.stderr) for run in done]
 
 
-def _child(module, args, stdout_path, stderr_path):
+def start(target, args=(), env=None, cwd=ROOT):
+    """Forks a run of ``target`` and returns its pid at once; ``env`` values of None unset."""
+    request = {"op": "start", "target": target, "args": [str(a) for a in args],
+               "env": {k: (None if v is None else str(v)) for k, v in (env or {}).items()},
+               "cwd": str(cwd)}  # fmt: skip
+    return _server().ask(request, TIMEOUT)["pid"]
+
+
+def poll(pid):
+    """The run's exit status, or None while it runs (like ``Popen.poll``)."""
+    return _server().ask({"op": "poll", "pid": pid}, TIMEOUT)["status"]
+
+
+def wait(pid, timeout=TIMEOUT):
+    """Waits for the run ``pid`` and returns its :class:`Done`."""
+    reply = _server().ask({"op": "wait", "pid": pid}, timeout)
+    return Done([pid], reply["status"], reply["stdout"], reply["stderr"])
+
+
+class _Server:
+    def __init__(self):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.forked_script_runs"],
+            cwd=ROOT,
+            # TensorFlow reads its C++ log level once, in the server: quiet, as the examples'
+            # default --verbose=0 sets it; a test of other levels needs a real subprocess.
+            env={**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # its children die with it: os.killpg
+        )
+        self.lock = threading.Lock()
+
+    def ask(self, request, timeout):
+        with self.lock:
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.flush()
+            ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+            line = self.process.stdout.readline() if ready else ""
+            if not line:
+                self.close()
+                raise TimeoutError(f"no answer in {timeout} s to {request}; the server was ended")
+            reply = json.loads(line)
+            if "error" in reply:
+                raise RuntimeError(reply["error"])
+            return reply
+
+    def close(self):
+        global _SERVER
+        _SERVER = None
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+_SERVER = None
+
+
+def _server():
+    global _SERVER
+    if _SERVER is None or _SERVER.process.poll() is not None:
+        _SERVER = _Server()
+    return _SERVER
+
+
+@atexit.register
+def _close_at_exit():
+    if _SERVER is not None:
+        _SERVER.close()
+
+
+def _child(request, stdout_path, stderr_path):
     os.dup2(os.open(stdout_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 1)
     os.dup2(os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 2)
-    sys.argv = [f"examples.{module}", *args]
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    sys.stdout = sys.__stdout__  # the server's own print goes to stderr
     status = 0
     try:
-        runpy.run_module(f"examples.{module}", run_name="__main__", alter_sys=True)
+        for key, value in request["env"].items():
+            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+        os.chdir(request["cwd"])
+        target = request["target"]
+        if isinstance(target, dict):
+            filename = target.get("filename", "<string>")
+            sys.argv = [filename if target.get("filename") else "-c", *request["args"]]
+            exec(compile(target["code"], filename, "exec"), {"__name__": "__main__"})
+        else:
+            sys.argv = [target, *request["args"]]
+            runpy.run_module(target, run_name="__main__", alter_sys=True)
     except SystemExit as done:
-        status = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        code = done.code
+        if not (code is None or isinstance(code, int)):
+            print(code, file=sys.stderr)
+        status = code if isinstance(code, int) else (0 if code is None else 1)
     except BaseException:  # the traceback Python would print, which the tests look for
         traceback.print_exc()
         status = 1
@@ -62,24 +161,48 @@ def _read(path):
         return f.read()
 
 
-def main(runs):
+def serve():
+    """Answers one JSON request per stdin line with one JSON line; forks a child per ``start``."""
     import tensorflow_model_optimization  # noqa: F401  (imported once, before the forks)
 
     import keras_kd  # noqa: F401
     from examples import common_flags  # noqa: F401
 
-    results = []
-    with tempfile.TemporaryDirectory() as work:
-        for index, (module, args) in enumerate(runs):
-            out, err = (os.path.join(work, f"{index}.{stream}") for stream in ("out", "err"))
-            sys.stdout.flush()
-            pid = os.fork()
-            if pid == 0:
-                _child(module, args, out, err)
-            _, status = os.waitpid(pid, 0)
-            results.append([os.waitstatus_to_exitcode(status), _read(out), _read(err)])
-    print(json.dumps(results))
+    sys.path.insert(0, ROOT)
+    reply_to = sys.stdout
+    sys.stdout = sys.stderr  # nothing but replies on the pipe
+    work = tempfile.mkdtemp()
+    files, finished = {}, {}
+    for line in sys.stdin:
+        request = json.loads(line)
+        try:
+            if request["op"] == "start":
+                index = len(files)
+                paths = [os.path.join(work, f"{index}.{stream}") for stream in ("out", "err")]
+                sys.stderr.flush()
+                reply_to.flush()
+                pid = os.fork()
+                if pid == 0:
+                    _child(request, *paths)
+                files[pid] = paths
+                reply = {"pid": pid}
+            else:
+                pid = request["pid"]
+                if pid not in finished:
+                    flags = os.WNOHANG if request["op"] == "poll" else 0
+                    done, status = os.waitpid(pid, flags)
+                    if done:
+                        out, err = (_read(path) for path in files.pop(pid))
+                        status = os.waitstatus_to_exitcode(status)
+                        finished[pid] = {"status": status, "stdout": out, "stderr": err}
+                reply = finished.get(pid, {"status": None})
+                if request["op"] == "wait":
+                    finished.pop(pid)
+        except Exception as error:  # a bad request: the client raises it
+            reply = {"error": f"{type(error).__name__}: {error}"}
+        reply_to.write(json.dumps(reply) + "\n")
+        reply_to.flush()
 
 
 if __name__ == "__main__":
-    main(json.loads(sys.argv[1]))
+    serve()

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.forked_script_runs import run_forked
+from tests.forked_script_runs import run_forked, run_script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -133,13 +133,10 @@ def _default_env():
 
 def test_a_benchmark_without_fashion_mnist_exits_2_with_one_line(tmp_path):
     missing, output_dir = tmp_path / "no_fashion_mnist", tmp_path / "out"
-    done = subprocess.run(
-        [sys.executable, "-m", "examples.benchmark", "--seeds=1", f"--output_dir={output_dir}"],
-        cwd=ROOT,
-        env={**_default_env(), "KERAS_KD_FASHION_MNIST": str(missing)},
-        capture_output=True,
-        text=True,
-        timeout=300,
+    done = run_script(
+        "examples.benchmark",
+        ["--seeds=1", f"--output_dir={output_dir}"],
+        env={"TF_CPP_MIN_LOG_LEVEL": None, "KERAS_KD_FASHION_MNIST": missing},
     )
     assert done.returncode == 2, done.stderr[-3000:]
     assert "Traceback" not in done.stderr and done.stdout == ""

@@ -7,8 +7,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -19,6 +17,7 @@ import keras_kd as kd
 from examples import pipeline
 from examples.pipeline_report import report_stage
 from examples.pipeline_stages import StageRunner, save_json
+from tests.forked_script_runs import run_script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(
@@ -285,14 +284,7 @@ def test_no_candidate_inside_the_budget_exits_with_status_3(first_run, tmp_path)
     output, _, _ = first_run
     shutil.copytree(output / "run", tmp_path / "run")
     argv = _command_line({**TINY, "max_bytes": 1_000, "output_dir": str(tmp_path / "run")})
-    done = subprocess.run(
-        [sys.executable, "-m", "examples.pipeline", *argv],
-        cwd=ROOT,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_script("examples.pipeline", argv, env={"TF_CPP_MIN_LOG_LEVEL": "3"})
     assert done.returncode == pipeline.NO_FIT_STATUS == 3, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["chosen"] is None and not result["fits_budget"]

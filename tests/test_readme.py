@@ -1,9 +1,10 @@
 """Runs every ```python block of README.md, in order, as one program, so that a stale snippet fails.
 
 The blocks share one namespace, as a reader pasting them into one session would: later blocks use the
-models and data of earlier ones. The program runs in a fresh interpreter whose working directory is
-a temporary directory (every file the snippets write lands there) and whose ``sys.path`` holds the
-repository root (for ``examples.models``). It keeps README.md's line numbers, so a traceback points
+models and data of earlier ones. The program runs in its own process (forked before TensorFlow
+computes anything, ``tests/forked_script_runs.py``) whose working directory is a temporary directory
+(every file the snippets write lands there) and whose ``sys.path`` holds the repository root (for
+``examples.models``). It keeps README.md's line numbers, so a traceback points
 at the README line that failed.
 
 A block the suite must not run (for example one that needs a file of the user's) is marked by the
@@ -13,11 +14,11 @@ README. Use it sparingly: prefer a small setup in an earlier block.
 
 import os
 import re
-import subprocess
-import sys
 import time
 
 import pytest
+
+from tests.forked_script_runs import run_script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
@@ -66,18 +67,15 @@ def test_readme_python_blocks_run_in_order_as_one_program(tmp_path):
     script.write_text(program, encoding="utf-8")
     work = tmp_path / "work"
     work.mkdir()
-    env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}
     start = time.monotonic()
     try:
-        done = subprocess.run(
-            [sys.executable, str(script)],
+        done = run_script(
+            {"code": program, "filename": str(script)},
+            env={"TF_CPP_MIN_LOG_LEVEL": "3"},
             cwd=work,
-            env=env,
-            capture_output=True,
-            text=True,
             timeout=TIMEOUT,
         )
-    except subprocess.TimeoutExpired:
+    except TimeoutError:
         pytest.fail(f"README blocks still running after {TIMEOUT} s")
     assert done.returncode == 0, (
         "a README.md block failed (line numbers are README's):\n" + (done.stderr[-4000:])

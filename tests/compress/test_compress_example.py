@@ -1,14 +1,12 @@
 """Tests of examples/compress.py: its run() report, its argument checks and its command line."""
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from absl import app, flags
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.forked_script_runs import run_script
 
 
 def test_compress_run_reports_a_smaller_student(tmp_path):
@@ -60,13 +58,7 @@ def test_compress_main_rejects_extra_arguments():
 
 
 def test_compress_command_line_rejects_unknown_methods_without_a_traceback():
-    done = subprocess.run(
-        [sys.executable, "-m", "examples.compress", "--compression=prune,zip"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_script("examples.compress", ["--compression=prune,zip"])
     assert done.returncode != 0
     assert "--compression must be a comma list" in done.stderr and "Traceback" not in done.stderr
 

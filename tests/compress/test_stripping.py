@@ -1,9 +1,6 @@
 """Tests of keras_kd.compress.strip: plain models that save, load and convert to TFLite."""
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,10 +8,9 @@ import tensorflow_model_optimization as tfmot  # noqa: E402
 
 from keras_kd import compress, keras
 from keras_kd.compress import _common
+from tests.forked_script_runs import run_script
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-# Runs in a subprocess: TFLiteConverter.convert() leaks memory in TF 2.21.
+# Runs in a child process: TFLiteConverter.convert() leaks memory in TF 2.21.
 _CONVERT = r"""
 import json, sys
 import numpy as np
@@ -81,19 +77,9 @@ def test_stripped_and_qat_models_save_load_and_convert_to_tflite(
         )
         assert compress.sparsity(loaded)["total"] == pytest.approx(0.5, abs=0.02)
     np.save(tmp_path / "x.npy", x[:16])
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            _CONVERT,
-            str(tmp_path / "x.npy"),
-            str(tmp_path / "pruned.keras"),
-            str(tmp_path / "qat.h5"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    done = run_script(
+        {"code": _CONVERT},
+        [tmp_path / "x.npy", tmp_path / "pruned.keras", tmp_path / "qat.h5"],
     )
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])

@@ -2,12 +2,10 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.forked_script_runs import run_script
 
 
 @pytest.fixture(scope="module")
@@ -31,13 +29,7 @@ def test_export_run_writes_the_watch_files_and_returns_the_report(student_path, 
 
 
 def _run_script(*flags):
-    return subprocess.run(
-        [sys.executable, "-m", "examples.export", *flags],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_script("examples.export", flags)
 
 
 def test_export_command_line_ends_with_json(student_path, tmp_path):

@@ -1,23 +1,14 @@
 """Tests of examples/benchmark_schemes.py, run as a command (it defines absl flags at import)."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.forked_script_runs import run_script
 
 
 def _run(*flags):
-    return subprocess.run(
-        [sys.executable, "-m", "examples.benchmark_schemes", *flags],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return run_script("examples.benchmark_schemes", flags)
 
 
 def test_benchmark_schemes_prints_a_table_then_json_with_mean_and_std_per_row():
@@ -45,7 +36,7 @@ def test_benchmark_schemes_prints_a_table_then_json_with_mean_and_std_per_row():
 
 
 def test_benchmark_schemes_table_says_whether_each_row_beats_scratch_at_its_budget():
-    # In a subprocess, as the script's import sets absl flag defaults.
+    # In a child process, as the script's import sets absl flag defaults.
     program = """
 import json
 from examples.benchmark_schemes import markdown
@@ -60,9 +51,7 @@ print(markdown({"epochs": 3, "rows": {
     "teacher_assistant": row([0.1, 0.2], [6, 6], [0.7, 0.8]),
 }}))
 """
-    done = subprocess.run(
-        [sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
+    done = run_script({"code": program})
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.strip().splitlines()[-5:]
     assert lines[2].startswith(

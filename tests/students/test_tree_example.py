@@ -2,13 +2,11 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.forked_script_runs import run_script
 
 
 def test_tree_run_reports_both_trees_and_writes_the_pictures(tmp_path):
@@ -42,13 +40,7 @@ def test_tree_run_reports_both_trees_and_writes_the_pictures(tmp_path):
 
 
 def test_tree_command_line_rejects_a_bad_flag_with_one_line():
-    done = subprocess.run(
-        [sys.executable, "-m", "examples.tree", "--tree_depth=0"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_script("examples.tree", ["--tree_depth=0"])
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     # TensorFlow's C++ start-up lines may precede it; the usage error is the last line.
@@ -80,11 +72,9 @@ def test_summarize_and_format_table_give_mean_and_population_std_over_seeds():
 
 
 def test_tree_command_line_with_seeds_prints_and_writes_the_mean_std_table(tmp_path):
-    done = subprocess.run(
+    done = run_script(
+        "examples.tree",
         [
-            sys.executable,
-            "-m",
-            "examples.tree",
             "--seeds=2",
             "--seed=3",
             "--tree_depth=2",
@@ -95,10 +85,6 @@ def test_tree_command_line_with_seeds_prints_and_writes_the_mean_std_table(tmp_p
             "--batch_size=64",
             f"--output_dir={tmp_path}",
         ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()

@@ -1,0 +1,51 @@
+"""The fork server that runs scripts for the tests: exit status, streams, environment, kill."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from tests import forked_script_runs as forked
+
+_PROGRAM = """
+import os, sys
+print("out", os.environ.get("KD_FORK_SET"), os.environ.get("KD_FORK_UNSET"), sys.argv[1:])
+print("err", os.getcwd(), file=sys.stderr)
+raise SystemExit(int(sys.argv[1]))
+"""
+
+
+def test_a_run_returns_its_status_streams_environment_and_working_directory(tmp_path):
+    os.environ["KD_FORK_UNSET"] = "inherited"
+    try:
+        done = forked.run_script(
+            {"code": _PROGRAM}, [3], env={"KD_FORK_SET": "x", "KD_FORK_UNSET": None}, cwd=tmp_path
+        )
+    finally:
+        del os.environ["KD_FORK_UNSET"]
+    assert done.returncode == 3
+    assert done.stdout == "out x None ['3']\n"
+    assert done.stderr == f"err {tmp_path}\n"
+
+
+def test_a_traceback_reaches_stderr_with_the_named_file_and_line():
+    done = forked.run_script({"code": "x = 1\nraise KeyError('k')\n", "filename": "prog.py"})
+    assert done.returncode == 1
+    assert 'File "prog.py", line 2' in done.stderr and "KeyError: 'k'" in done.stderr
+
+
+def test_a_started_run_polls_as_running_until_killed_by_a_signal():
+    pid = forked.start({"code": "import time; time.sleep(60)"})
+    assert forked.poll(pid) is None
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while forked.poll(pid) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    done = forked.wait(pid)
+    assert done.returncode == -signal.SIGKILL
+
+
+def test_an_unknown_run_raises_the_servers_error():
+    with pytest.raises(RuntimeError, match="ChildProcessError"):
+        forked.wait(1)
