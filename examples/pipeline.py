@@ -175,6 +175,14 @@ flags.DEFINE_enum(
     "convolutions and a 32-unit layer, ~0.1M MACs on 28x28), at --student_width.",
     flag_values=FLAGS,
 )
+flags.DEFINE_enum(
+    "pipeline_student_schedule",
+    "constant",
+    list(kd.recipes.SCHEDULES),
+    "Learning rate of the scratch and distilled students: constant, or cosine (decays to 0 over "
+    "the run; on Fashion-MNIST it adds about a point to both).",
+    flag_values=FLAGS,
+)
 flags.DEFINE_bool(
     "pipeline_teacher_augment",
     False,
@@ -262,6 +270,7 @@ def run(
     teacher_convs_per_block=1,
     teacher_learning_rate=0.0,
     student="gap_cnn",
+    student_schedule="constant",
     logit_loss="dist",
     pipeline_methods=("kd", "at"),
     pipeline_schemes=(),
@@ -305,6 +314,7 @@ def run(
         temperature=s.temperature,
         alpha=s.alpha,
         student=student,
+        student_schedule=student_schedule,
     )
     training.data(s.dataset, s.train_size)
     training.teacher(

@@ -49,6 +49,12 @@ class TrainingStages:
         temperature: Temperature of the logit term.
         alpha: Weight of the hard-label loss.
         student: The students' architecture, a key of ``examples.models.STUDENTS``.
+        student_schedule: The scratch and distilled students' learning rate, one of
+            ``keras_kd.recipes.SCHEDULES``: ``"constant"`` or ``"cosine"`` (decay to 0 over the
+            run; Loshchilov & Hutter 2017).
+
+    Raises:
+        ValueError: If ``student``, ``logit_loss`` or ``student_schedule`` is not a known name.
     """
 
     LOGIT_LOSSES = ("dist", "kd", "kd_standardized")
@@ -64,7 +70,14 @@ class TrainingStages:
         temperature,
         alpha,
         student="gap_cnn",
+        student_schedule="constant",
     ):
+        if student_schedule not in kd.recipes.SCHEDULES:
+            raise ValueError(
+                f"student_schedule must be one of {list(kd.recipes.SCHEDULES)}, received: "
+                f"student_schedule={student_schedule!r}"
+            )
+        self.student_schedule = student_schedule
         if student not in STUDENTS:
             raise ValueError(
                 f"student must be one of {list(STUDENTS)}, received: student={student!r}"
@@ -204,11 +217,20 @@ class TrainingStages:
                     "epochs": epochs, "batch_size": self.batch_size}  # fmt: skip
         if self.student != "gap_cnn":  # only then in the key: earlier runs stay up to date
             settings["student"] = self.student
+        if self.student_schedule != "constant":  # the same
+            settings["schedule"] = self.student_schedule
         return settings
 
     def _initial_student(self, width):
         keras.utils.set_random_seed(self.seed + 1)
         return STUDENTS[self.student](self.arrays[0].shape[1:], self.classes, width=width)
+
+    def _optimizer(self, epochs, learning_rate):
+        """The scratch and distilled students' Adam, at ``student_schedule``."""
+        if self.student_schedule == "constant":
+            return keras.optimizers.Adam(learning_rate)
+        total = kd.recipes.steps(len(self.arrays[0]), epochs, self.batch_size)
+        return kd.recipes.cosine_adam(learning_rate, total)
 
     def _save(self, name, model, history):
         self.models[name] = model
@@ -220,14 +242,16 @@ class TrainingStages:
         """Trains the scratch student: the same initial weights and schedule, labels only."""
         x, y = self.arrays[:2]
         self.facts.append(
-            ("students", f"{epochs} epochs, Adam {learning_rate:g}, batch {self.batch_size}, "
+            ("students", f"{epochs} epochs, Adam {learning_rate:g}"
+             + " with cosine decay" * (self.student_schedule == "cosine")
+             + f", batch {self.batch_size}, "
              f"{self.student} width {width}, seed {self.seed}")
         )  # fmt: skip
 
         def build():
             student = self._initial_student(width)
             student.compile(
-                keras.optimizers.Adam(learning_rate), kd.recipes.hard_loss(), metrics=["accuracy"]
+                self._optimizer(epochs, learning_rate), kd.recipes.hard_loss(), metrics=["accuracy"]
             )
             keras.utils.set_random_seed(self.seed + 2)
             history = student.fit(x, y, **self._fit_args("scratch", epochs))
@@ -261,7 +285,7 @@ class TrainingStages:
                     arguments["losses"] = [self.logit_term()]
                 distiller = kd.Distiller(student, teacher, **arguments)
                 distiller.compile(
-                    keras.optimizers.Adam(learning_rate), kd.recipes.hard_loss(), ["accuracy"]
+                    self._optimizer(epochs, learning_rate), kd.recipes.hard_loss(), ["accuracy"]
                 )
                 history = distiller.fit(x, y, **self._fit_args(name, epochs)).history
             else:

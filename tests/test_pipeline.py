@@ -133,6 +133,26 @@ def test_changing_a_flag_reruns_only_the_stages_that_depend_on_it(
         assert "No candidate fits the budget." in (tmp_path / "run" / "report.md").read_text()
 
 
+def test_a_cosine_schedule_retrains_the_scratch_and_distilled_students_alike(
+    first_run, tmp_path, monkeypatch
+):
+    planned = []
+    cosine_adam = kd.recipes.cosine_adam
+    monkeypatch.setattr(
+        kd.recipes, "cosine_adam", lambda *args: planned.append(args) or cosine_adam(*args)
+    )
+    result, _ = _rerun(first_run, tmp_path, student_schedule="cosine")
+    trained = {s for s, status in result["stages"].items() if status == "ran"}
+    assert {"scratch", "distill/kd", "compress/kd+prune"} <= trained
+    assert not {"data", "teacher"} & trained
+    # The scratch and the distilled student: the learning rate decays over their whole run.
+    total = kd.recipes.steps(TINY["train_size"], TINY["epochs"], 64)
+    assert planned == [(3e-3, total)] * 2
+    assert "with cosine decay" in (tmp_path / "run" / "report.md").read_text()
+    with pytest.raises(ValueError, match="student_schedule must be one of"):
+        pipeline.TrainingStages(None, 0, 64, 0, None, "dist", None, 0.5, student_schedule="step")
+
+
 def test_stage_runner_reruns_a_stage_whose_artifact_changed_or_whose_build_crashed(tmp_path):
     runner = StageRunner(str(tmp_path), announce=lambda line: None)
     calls = []
@@ -256,6 +276,7 @@ def test_checked_in_configs_parse_into_valid_flags(config):
         "--pipeline_target=toaster",
         "--min_accuracy=1.5",
         "--max_bytes=-1",
+        "--pipeline_student_schedule=linear",
     ],
 )
 def test_bad_flags_are_rejected(flag):
