@@ -8,6 +8,7 @@ Keras teacher caches the same logits as that Keras teacher. Feature losses need 
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -313,3 +314,23 @@ def test_a_python_teacher_running_tensorflow_does_not_deadlock_on_one_cpu():
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("ok")
+
+
+@pytest.mark.parametrize("how", ["environment", "api", "neither"])
+def test_a_python_teacher_warns_when_tensorflow_has_one_inter_op_thread(monkeypatch, how):
+    teacher = kd.teachers.CallableTeacher(lambda x: np.zeros((len(x), 3)), name="numpy_teacher")
+    monkeypatch.setenv("TF_NUM_INTEROP_THREADS", "1" if how == "environment" else "2")
+    monkeypatch.setattr(
+        tf.config.threading,
+        "get_inter_op_parallelism_threads",
+        lambda: 1 if how == "api" else 0,
+    )
+    trace = tf.function(teacher.call).get_concrete_function
+    spec = tf.TensorSpec((None, 4), tf.float32)
+    if how == "neither":
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            trace(spec)
+    else:
+        with pytest.warns(RuntimeWarning, match="'numpy_teacher'.*one inter-op thread.*hangs"):
+            trace(spec)

@@ -12,6 +12,8 @@ Sequential or Functional teacher exposes; the other kinds refuse feature losses 
 """
 
 import hashlib
+import os
+import warnings
 
 import numpy as np
 
@@ -210,10 +212,30 @@ class NumpyTeacher(ForeignTeacher):
         x = tf.convert_to_tensor(inputs)
         if tf.executing_eagerly():
             return tf.constant(self._checked(x.numpy()))
+        _warn_if_one_inter_op_thread(self)
         logits = tf.numpy_function(self._checked, [x], tf.float32, name="foreign_teacher")
         known = self.output_shape[1:] if self.output_shape is not None else None
         logits.set_shape(tf.TensorShape([x.shape[0]]).concatenate(known or tf.TensorShape(None)))
         return logits
+
+
+def _warn_if_one_inter_op_thread(teacher):
+    """Warns when TensorFlow has one inter-op thread: a teacher running TensorFlow would hang.
+
+    ``keras_kd._compat`` gives TensorFlow a second inter-op thread on one CPU, unless the user set
+    ``TF_NUM_INTEROP_THREADS`` or called ``tf.config.threading.set_inter_op_parallelism_threads``.
+    """
+    setting = os.environ.get("TF_NUM_INTEROP_THREADS", "").strip()
+    if setting == "1" or tf.config.threading.get_inter_op_parallelism_threads() == 1:
+        warnings.warn(
+            f"teacher {teacher.name!r} (a {teacher.kind}) runs through tf.numpy_function while "
+            "TensorFlow has one inter-op thread (TF_NUM_INTEROP_THREADS=1 or "
+            "tf.config.threading.set_inter_op_parallelism_threads(1)): if it runs TensorFlow "
+            "itself (a Keras 3 model's predict, a tf.function) it waits for that thread while "
+            "the training step holds it, and training hangs. Allow at least 2 inter-op threads.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
 
 
 class CallableTeacher(NumpyTeacher):
