@@ -1,14 +1,16 @@
 """Distillation under MultiWorkerMirroredStrategy: two worker processes on localhost match one worker."""
 
+import contextlib
 import json
 import os
+import signal
 import socket
-import subprocess
-import sys
+import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import forked_script_runs
+
 TIMEOUT = 150
 # Two workers each average the gradients of half the global batch and all-reduce them; one worker
 # averages the whole batch at once. Equal in exact arithmetic; in float32 the sums differ in
@@ -28,18 +30,10 @@ def _free_ports(count):
 
 
 def _job(out, tf_config=None, *flags):
-    env = {**os.environ, "PYTHONPATH": ROOT}
-    env.pop("TF_CONFIG", None)
-    if tf_config is not None:
-        env["TF_CONFIG"] = json.dumps(tf_config)
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.resilience_job", "--variant=kd", f"--out={out}", *flags],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    """Starts ``python -m tests.resilience_job`` as a forked child; returns its pid."""
+    env = {"TF_CONFIG": None if tf_config is None else json.dumps(tf_config)}
+    args = ["--variant=kd", f"--out={out}", *flags]
+    return forked_script_runs.start("tests.resilience_job", args, env=env)
 
 
 def _weights(path):
@@ -58,15 +52,17 @@ def test_two_workers_on_localhost_match_one_worker(tmp_path):
         for i in range(2)
     ]
     processes.append(_job(tmp_path / "single.npz"))
+    deadline = time.monotonic() + TIMEOUT
     try:
-        for process in processes:
-            output, _ = process.communicate(timeout=TIMEOUT)
-            assert process.returncode == 0, output[-3000:]
-            assert json.loads(output.strip().splitlines()[-1])["finite"]
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
+        for pid in processes:
+            done = forked_script_runs.wait(pid, max(1.0, deadline - time.monotonic()))
+            assert done.returncode == 0, done.stderr[-3000:]
+            assert json.loads(done.stdout.strip().splitlines()[-1])["finite"]
+    except BaseException:
+        for pid in processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        raise
     first, second, single = (
         _weights(tmp_path / name) for name in ("worker0.npz", "worker1.npz", "single.npz")
     )
