@@ -100,6 +100,7 @@ def make_train_fn(
     callbacks=None,
     histories=None,
     distill_losses=None,
+    schedule="constant",
 ):
     """Returns ``train_fn(model, rate=None)``, which distills ``model`` (or fits it on the labels).
 
@@ -107,7 +108,9 @@ def make_train_fn(
     ``learning_rate`` for one call. ``callbacks`` is a list of Keras callbacks or a function
     ``model -> list`` called per ``train_fn`` call; each fit's ``History.history`` is appended to
     ``histories`` when given. ``distill_losses`` is a function returning fresh distillation loss
-    layers for each call; ``None`` distills with ``LogitsKD(temperature)``.
+    layers for each call; ``None`` distills with ``LogitsKD(temperature)``. ``schedule`` is one of
+    ``keras_kd.recipes.SCHEDULES``: with ``"cosine"`` each call's learning rate decays from its
+    rate to 0 over its epochs.
     """
 
     def train_fn(model, rate=None):
@@ -119,7 +122,11 @@ def make_train_fn(
         else:
             trainer, extra = model, compress.training_callbacks(model)
         given = callbacks(model) if callable(callbacks) else list(callbacks or [])
-        trainer.compile(keras.optimizers.Adam(rate), kd.recipes.hard_loss(), metrics=["accuracy"])
+        if schedule == "cosine":
+            optimizer = kd.recipes.cosine_adam(rate, kd.recipes.steps(len(x), epochs, batch_size))
+        else:
+            optimizer = keras.optimizers.Adam(rate)
+        trainer.compile(optimizer, kd.recipes.hard_loss(), metrics=["accuracy"])
         history = trainer.fit(
             x, y, epochs=epochs, batch_size=batch_size, verbose=verbose, callbacks=given + extra
         )

@@ -179,8 +179,8 @@ flags.DEFINE_enum(
     "pipeline_student_schedule",
     "constant",
     list(kd.recipes.SCHEDULES),
-    "Learning rate of the scratch and distilled students: constant, or cosine (decays to 0 over "
-    "the run; on Fashion-MNIST it adds about a point to both).",
+    "Learning rate of the scratch and distilled students and of each fine-tuning step: constant, "
+    "or cosine (decays to 0 over each run; on Fashion-MNIST it adds about a point to both).",
     flag_values=FLAGS,
 )
 flags.DEFINE_bool(

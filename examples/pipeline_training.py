@@ -49,9 +49,9 @@ class TrainingStages:
         temperature: Temperature of the logit term.
         alpha: Weight of the hard-label loss.
         student: The students' architecture, a key of ``examples.models.STUDENTS``.
-        student_schedule: The scratch and distilled students' learning rate, one of
-            ``keras_kd.recipes.SCHEDULES``: ``"constant"`` or ``"cosine"`` (decay to 0 over the
-            run; Loshchilov & Hutter 2017).
+        student_schedule: The learning rate of the scratch and distilled students and of each
+            fine-tuning step, one of ``keras_kd.recipes.SCHEDULES``: ``"constant"`` or
+            ``"cosine"`` (decay to 0 over the run or step; Loshchilov & Hutter 2017).
 
     Raises:
         ValueError: If ``student``, ``logit_loss`` or ``student_schedule`` is not a known name.
@@ -311,6 +311,7 @@ class TrainingStages:
         x, y = self.arrays[:2]
         name = f"{base}+{recipe}"
         fact = f"{epochs} epochs per step by distillation, Adam {learning_rate:g}"
+        fact += " with cosine decay" * (self.student_schedule == "cosine")
         fact += f" ({qat_learning_rate:g} for QAT, its ranges calibrated first)"
         if "prune" in parts:
             fact += f"; prune to {sparsity:g} (not the first and last layers) by {prune_end:.0%}"
@@ -324,6 +325,7 @@ class TrainingStages:
                 self.temperature, self.alpha, True, self.verbose,
                 callbacks=lambda _: self._fit_args(f"{name}_{len(histories)}", 1)["callbacks"],
                 histories=histories, distill_losses=lambda: [self.logit_term()],
+                schedule=self.student_schedule,
             )  # fmt: skip
             steps = epochs * math.ceil(len(x) / self.batch_size)
             keras.utils.set_random_seed(self.seed + 3)
@@ -347,6 +349,8 @@ class TrainingStages:
             "loss": self.logit_loss, "temperature": self.temperature, "alpha": self.alpha,
             "batch": self.batch_size,
         }  # fmt: skip
+        if self.student_schedule != "constant":  # only then in the key, as for the students
+            settings["schedule"] = self.student_schedule
         artifacts = [f"models/{name}.h5", f"histories/{name}.json"]
         self.runner.run(f"compress/{name}", settings, artifacts, build, _keras_figure)
 

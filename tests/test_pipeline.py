@@ -145,9 +145,10 @@ def test_a_cosine_schedule_retrains_the_scratch_and_distilled_students_alike(
     trained = {s for s, status in result["stages"].items() if status == "ran"}
     assert {"scratch", "distill/kd", "compress/kd+prune"} <= trained
     assert not {"data", "teacher"} & trained
-    # The scratch and the distilled student: the learning rate decays over their whole run.
+    # The scratch and the distilled student decay over their whole run, fine-tuning over its step.
     total = kd.recipes.steps(TINY["train_size"], TINY["epochs"], 64)
-    assert planned == [(3e-3, total)] * 2
+    step = kd.recipes.steps(TINY["train_size"], TINY["finetune_epochs"], 64)
+    assert planned == [(3e-3, total)] * 2 + [(3e-3, step)]
     assert "with cosine decay" in (tmp_path / "run" / "report.md").read_text()
     with pytest.raises(ValueError, match="student_schedule must be one of"):
         pipeline.TrainingStages(None, 0, 64, 0, None, "dist", None, 0.5, student_schedule="step")
