@@ -74,6 +74,7 @@ def wait(pid, timeout=TIMEOUT):
 
 class _Server:
     def __init__(self):
+        self.log = tempfile.TemporaryFile("w+")  # its own stderr: TensorFlow's start-up lines
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.forked_script_runs"],
             cwd=ROOT,
@@ -82,6 +83,7 @@ class _Server:
             env={**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            stderr=self.log,
             text=True,
             start_new_session=True,  # its children die with it: os.killpg
         )
@@ -95,7 +97,11 @@ class _Server:
             line = self.process.stdout.readline() if ready else ""
             if not line:
                 self.close()
-                raise TimeoutError(f"no answer in {timeout} s to {request}; the server was ended")
+                self.log.seek(0)
+                raise TimeoutError(
+                    f"no answer in {timeout} s to {request}; the server was ended. Its stderr "
+                    f"ends: {self.log.read()[-3000:]}"
+                )
             reply = json.loads(line)
             if "error" in reply:
                 raise RuntimeError(reply["error"])

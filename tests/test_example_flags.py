@@ -12,14 +12,12 @@ import glob
 import importlib
 import os
 import re
-import subprocess
-import sys
 
 import pytest
 from absl import app, flags
 from absl.testing import flagsaver
 
-from tests.forked_script_runs import run_forked
+from tests.forked_script_runs import run_forked, run_script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOT_SCRIPTS = {"__init__", "common_flags", "models", "methods"}
@@ -325,16 +323,13 @@ def test_run_app_adds_the_scripts_flags_to_the_registry_only_when_it_runs(tmp_pa
         "if __name__ == '__main__':\n"
         "    common_flags.run_app(main, FLAGS)\n"
     )
-    env = {**os.environ, "PYTHONPATH": ROOT}
     for args, status, text in [
         (["--epochs=5"], 0, "5"),
         (["--epochs=0"], 2, "--epochs=0"),
         (["extra"], 2, "unexpected arguments"),
         (["--help"], 1, "--epochs"),
     ]:
-        done = subprocess.run(
-            [sys.executable, str(script), *args], env=env, capture_output=True, text=True
-        )
+        done = run_script({"code": script.read_text(), "filename": str(script)}, args)
         assert done.returncode == status, done.stderr[-2000:]
         assert text in done.stdout + done.stderr and "Traceback" not in done.stderr
 
