@@ -122,10 +122,8 @@ def make_train_fn(
         else:
             trainer, extra = model, compress.training_callbacks(model)
         given = callbacks(model) if callable(callbacks) else list(callbacks or [])
-        if schedule == "cosine":
-            optimizer = kd.recipes.cosine_adam(rate, kd.recipes.steps(len(x), epochs, batch_size))
-        else:
-            optimizer = keras.optimizers.Adam(rate)
+        total = kd.recipes.steps(len(x), epochs, batch_size)
+        optimizer = kd.recipes.scheduled_adam(rate, total, schedule)
         trainer.compile(optimizer, kd.recipes.hard_loss(), metrics=["accuracy"])
         history = trainer.fit(
             x, y, epochs=epochs, batch_size=batch_size, verbose=verbose, callbacks=given + extra

@@ -227,10 +227,8 @@ class TrainingStages:
 
     def _optimizer(self, epochs, learning_rate):
         """The scratch and distilled students' Adam, at ``student_schedule``."""
-        if self.student_schedule == "constant":
-            return keras.optimizers.Adam(learning_rate)
         total = kd.recipes.steps(len(self.arrays[0]), epochs, self.batch_size)
-        return kd.recipes.cosine_adam(learning_rate, total)
+        return kd.recipes.scheduled_adam(learning_rate, total, self.student_schedule)
 
     def _save(self, name, model, history):
         self.models[name] = model

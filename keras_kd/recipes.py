@@ -39,6 +39,34 @@ def cosine_adam(learning_rate, total_steps):
 SCHEDULES = ("cosine", "constant")
 
 
+def scheduled_adam(learning_rate, total_steps, schedule="cosine"):
+    """Adam at a learning-rate ``schedule``: ``"cosine"`` (``cosine_adam``) or ``"constant"``.
+
+    Paper: Loshchilov & Hutter (2017), "SGDR: Stochastic Gradient Descent with Warm Restarts"
+    (cosine decay); Kingma & Ba (2015), "Adam: A Method for Stochastic Optimization".
+
+    Args:
+        learning_rate: Initial (or constant) learning rate, > 0.
+        total_steps: Optimizer steps of the whole run; the cosine decays to 0 over them.
+        schedule: One of ``SCHEDULES``.
+
+    Returns:
+        A ``keras.optimizers.Adam``.
+
+    Raises:
+        ValueError: If ``schedule`` is not one of ``SCHEDULES``, ``learning_rate`` is not > 0, or
+            (for ``"cosine"``) ``total_steps`` is not an integer >= 1.
+
+    Example:
+        >>> optimizer = scheduled_adam(3e-3, total_steps=10 * 79, schedule="constant")
+    """
+    _checks.check_choice("schedule", schedule, SCHEDULES)
+    if schedule == "cosine":
+        return cosine_adam(learning_rate, total_steps)
+    _checks.check_positive("learning_rate", learning_rate)
+    return keras.optimizers.Adam(learning_rate)
+
+
 def hard_loss():
     """The hard-label loss of a logits classifier: sparse categorical cross-entropy on logits.
 
@@ -204,21 +232,13 @@ def train_classifier(
         >>> history = train_classifier(teacher, x_train, y_train, epochs=20, augment=True)
     """
     _checks.check_positive_int("epochs", epochs)
-    if schedule not in SCHEDULES:
-        raise ValueError(
-            f"schedule must be one of {list(SCHEDULES)}, received: schedule={schedule!r}"
-        )
+    _checks.check_choice("schedule", schedule, SCHEDULES)
     total = steps(len(x), epochs, batch_size)
     layer = image_augmentation(x.shape[1:]) if augment is True else (augment or None)
     # Built before fit, so that a BackupAndRestore among the callbacks restores into its weights.
     trained = model if layer is None else keras.Sequential([keras.Input(x.shape[1:]), layer, model])
     loss = hard_loss()
-    if schedule == "cosine":
-        optimizer = cosine_adam(learning_rate, total)
-    else:
-        _checks.check_positive("learning_rate", learning_rate)
-        optimizer = keras.optimizers.Adam(learning_rate)
-    trained.compile(optimizer, loss, metrics=["accuracy"])
+    trained.compile(scheduled_adam(learning_rate, total, schedule), loss, metrics=["accuracy"])
     history = trained.fit(
         x,
         y,

@@ -642,6 +642,18 @@ _CASE_LIST = [
         lambda t: kd.recipes.cosine_adam(0, total_steps=10),
     ),
     ("recipes.cosine_adam", "total_steps", "< 1", lambda t: kd.recipes.cosine_adam(1e-3, 0)),
+    (
+        "recipes.scheduled_adam",
+        "schedule",
+        "not a known schedule",
+        lambda t: kd.recipes.scheduled_adam(1e-3, 10, "step"),
+    ),
+    (
+        "recipes.scheduled_adam",
+        "learning_rate",
+        "<= 0, constant",
+        lambda t: kd.recipes.scheduled_adam(0, 10, "constant"),
+    ),
     ("recipes.steps", "batch_size", "< 1", lambda t: kd.recipes.steps(100, 1, batch_size=0)),
     (
         "recipes.image_augmentation",

@@ -46,6 +46,15 @@ def test_cosine_adam_decays_to_zero():
     assert float(schedule(100)) == pytest.approx(0.0, abs=1e-9)
 
 
+def test_scheduled_adam_is_cosine_adam_or_a_constant_rate():
+    cosine = recipes.scheduled_adam(1e-2, 100, "cosine").get_config()["learning_rate"]
+    assert cosine == recipes.cosine_adam(1e-2, 100).get_config()["learning_rate"]
+    constant = recipes.scheduled_adam(1e-2, 100, "constant").get_config()["learning_rate"]
+    assert constant == pytest.approx(1e-2)
+    with pytest.raises(ValueError, match="received: schedule='step'"):
+        recipes.scheduled_adam(1e-2, 100, "step")
+
+
 @pytest.mark.parametrize("rate", [0, -1.0, float("inf"), "fast"])
 def test_cosine_adam_rejects_bad_learning_rate(rate):
     with pytest.raises(ValueError, match=f"received: learning_rate={rate!r}"):
