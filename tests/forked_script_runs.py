@@ -178,13 +178,17 @@ def serve():
     reply_to = sys.stdout
     sys.stdout = sys.stderr  # nothing but replies on the pipe
     work = tempfile.mkdtemp()
-    files, finished = {}, {}
+    files, finished, started = {}, {}, 0
     for line in sys.stdin:
         request = json.loads(line)
         try:
             if request["op"] == "start":
-                index = len(files)
-                paths = [os.path.join(work, f"{index}.{stream}") for stream in ("out", "err")]
+                # A number per start, never reused: a child's files must outlive the reply that
+                # reads them even when another child started since has finished.
+                started += 1
+                paths = [os.path.join(work, f"{started}.{stream}") for stream in ("out", "err")]
+                for path in paths:  # here, not in the child: a child killed at once has them too
+                    open(path, "w").close()
                 sys.stderr.flush()
                 reply_to.flush()
                 pid = os.fork()

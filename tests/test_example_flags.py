@@ -49,6 +49,7 @@ BAD_FLAG = {
     "distill": ("--method=magic", "method"),
     "export": ("--target=toaster", "target"),
     "pipeline": ("--pipeline_target=toaster", "pipeline_target"),
+    "pipeline_seeds": ("--reports=report.txt", "reports"),
     "tree": ("--tree_depth=0", "tree_depth"),
     "transfer": ("--regime=cifar", "regime"),
 }

@@ -49,3 +49,28 @@ def test_a_started_run_polls_as_running_until_killed_by_a_signal():
 def test_an_unknown_run_raises_the_servers_error():
     with pytest.raises(RuntimeError, match="ChildProcessError"):
         forked.wait(1)
+
+
+def test_each_run_keeps_its_own_output_when_others_start_and_end_around_it(tmp_path):
+    # Regression: output files were numbered by the runs not yet reaped, so a run started after an
+    # earlier one ended took the files of one still running, and each read the other's output.
+    first = forked.start({"code": "print('first')"})
+    printed, gate = tmp_path / "printed", tmp_path / "go"
+    waiting = forked.start({"code": _WAITING}, env={"PRINTED": printed, "GATE": gate})
+    assert forked.wait(first).stdout == "first\n"
+    deadline = time.monotonic() + 60
+    while not printed.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert forked.run_script({"code": "print('third')"}).stdout == "third\n"
+    gate.touch()
+    assert forked.wait(waiting).stdout == "second: before\nsecond: after\n"
+
+
+_WAITING = """
+import os, time
+print("second: before", flush=True)
+open(os.environ["PRINTED"], "w").close()
+while not os.path.exists(os.environ["GATE"]):
+    time.sleep(0.02)
+print("second: after")
+"""

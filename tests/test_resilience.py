@@ -1,9 +1,9 @@
 """Tests of keras_kd.resilience: SIGKILL and resume, determinism, the non-finite guard."""
 
+import contextlib
 import json
 import os
-import subprocess
-import sys
+import signal
 import time
 
 import numpy as np
@@ -13,23 +13,18 @@ import tensorflow_model_optimization as tfmot  # conftest imported keras_kd._com
 import keras_kd as kd
 from keras_kd import compress, keras, resilience
 from keras_kd._compat import tf
+from tests import forked_script_runs
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Fresh processes, not children of tests/forked_script_runs.py: forked, the resumed QAT run found
-# no backup to resume from in about 1 run of 5 (skipped_batches 0); cause not yet found.
-# Seconds for all of the ``runs`` fixture's 9 processes: about 75 CPU seconds in all (each mostly
-# imports and traces; its 36 training steps take 0.1 s), so ~1 min on an idle 2-core machine and
-# 215 s measured beside benchmarks. Only a hung process comes near the limit.
+# Seconds for all of the ``runs`` fixture's 9 processes (children forked from one process that
+# imported TensorFlow: each mostly traces; its 36 training steps take 0.1 s). Only a hung process
+# comes near the limit.
 TIMEOUT = 900
 TAPPED = "quant_s_block2"
 
 
 def _job(out, *flags):
-    args = [sys.executable, "-m", "tests.resilience_job", f"--out={out}", *flags]
-    env = {**os.environ, "PYTHONPATH": ROOT}
-    return subprocess.Popen(
-        args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    """Starts ``python -m tests.resilience_job`` as a forked child; returns its pid."""
+    return forked_script_runs.start("tests.resilience_job", [f"--out={out}", *flags])
 
 
 def _left(deadline):
@@ -37,10 +32,10 @@ def _left(deadline):
     return max(1.0, deadline - time.monotonic())
 
 
-def _result(process, deadline):
-    output, _ = process.communicate(timeout=_left(deadline))
-    assert process.returncode == 0, output[-3000:]
-    return json.loads(output.strip().splitlines()[-1])
+def _result(pid, deadline):
+    done = forked_script_runs.wait(pid, _left(deadline))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _weights(path):
@@ -50,7 +45,7 @@ def _weights(path):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Runs every subprocess once, concurrently: references, a second run, killed and resumed runs.
+    """Runs every process once, concurrently: references, a second run, killed and resumed runs.
 
     The killed runs pause at the start of global step 17 (12 steps per epoch, a backup every 5
     steps: the last one after step 15 of 36, in epoch 1), are SIGKILLed there, and are run again
@@ -84,15 +79,15 @@ def runs(tmp_path_factory):
         processes["fitnet_prune/again"] = _job(
             root / "fitnet_prune_again.npz", "--variant=fitnet_prune"
         )
-        for name, process in killed.items():
+        for name, pid in killed.items():
             marker = root / f"{name}_resumed.npz.paused"
             while not marker.exists():
-                assert process.poll() is None, process.communicate()[0][-3000:]
+                if forked_script_runs.poll(pid) is not None:
+                    pytest.fail(f"{name} ended before its pause: {_result(pid, deadline)}")
                 assert time.monotonic() < deadline, f"{name} never reached its pause"
                 time.sleep(0.2)
-            process.kill()  # SIGKILL
-            process.communicate(timeout=_left(deadline))
-            assert process.returncode == -9
+            os.kill(pid, signal.SIGKILL)
+            assert forked_script_runs.wait(pid, _left(deadline)).returncode == -9
             assert os.listdir(root / f"{name}_kill" / "chief")
             variant, extra = killable[name]
             if name == "fitnet_prune":
@@ -103,11 +98,12 @@ def runs(tmp_path_factory):
                 f"--backup_dir={root / name}_kill",
                 *extra,
             )
-        results = {name: _result(process, deadline) for name, process in processes.items()}
-    finally:
-        for process in [*processes.values(), *killed.values()]:
-            if process.poll() is None:
-                process.kill()
+        results = {name: _result(pid, deadline) for name, pid in processes.items()}
+    except BaseException:
+        for pid in [*processes.values(), *killed.values()]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        raise
     weights = {name: _weights(root / (name.replace("/", "_") + ".npz")) for name in results}
     return results, weights
 
@@ -139,7 +135,7 @@ def test_keras_backup_and_restore_resumes_to_other_weights_than_an_uninterrupted
     assert 1e-3 < gap < 0.1, gap
 
 
-def test_two_fresh_processes_train_bit_identical_weights(runs):
+def test_two_processes_train_bit_identical_weights(runs):
     _, weights = runs
     first, second = weights["fitnet_prune/reference"], weights["fitnet_prune/again"]
     assert all(np.array_equal(a, b) for a, b in zip(first, second))
