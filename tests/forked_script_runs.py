@@ -13,9 +13,11 @@ like a fresh process. Each child runs its target as ``__main__`` (a module throu
 variables and working directory, its stdout and stderr going to files, so it meets the same absl
 flag registry, flag parsing and exit path as a fresh process.
 
-What a fork cannot test stays a real subprocess: anything decided while TensorFlow is imported (the
-C++ log level, fixed at 3 here; thread counts; lazy imports) and running a script as a file without
-the package on the path.
+A test of what keras_kd imports (its lazy subpackages, tfmot only on use) asks for
+``preload="tensorflow"``: a second server that imported only TensorFlow and tf_keras, so that the
+child imports keras_kd itself. What a fork cannot test stays a real subprocess: anything decided
+while TensorFlow is imported (the C++ log level, fixed at 3 here; thread counts) and running a
+script as a file without the package on the path.
 """
 
 import atexit
@@ -38,13 +40,18 @@ class Done(subprocess.CompletedProcess):
     """A finished run: ``returncode`` (negative: killed by that signal), ``stdout``, ``stderr``."""
 
 
-def run_script(target, args=(), env=None, cwd=ROOT, timeout=TIMEOUT):
+# What each kind of server imports before it forks: the whole stack, or TensorFlow alone.
+PRELOADS = ("keras_kd", "tensorflow")
+
+
+def run_script(target, args=(), env=None, cwd=ROOT, timeout=TIMEOUT, preload="keras_kd"):
     """Runs ``target`` with ``args`` and waits for it, like ``subprocess.run``.
 
     ``target`` is a module (``"examples.x"``, as ``python -m``) or ``{"code": source}`` (as
-    ``python -c``; with ``"filename"``, tracebacks name that file and its lines).
+    ``python -c``; with ``"filename"``, tracebacks name that file and its lines). ``preload`` is
+    one of ``PRELOADS``: what the process it is forked from imported.
     """
-    return wait(start(target, args, env, cwd), timeout)
+    return wait(start(target, args, env, cwd, preload), timeout)
 
 
 def run_forked(runs, env=None):
@@ -53,30 +60,42 @@ def run_forked(runs, env=None):
     return [(run.returncode, run.stdout, run.stderr) for run in done]
 
 
-def start(target, args=(), env=None, cwd=ROOT):
+def start(target, args=(), env=None, cwd=ROOT, preload="keras_kd"):
     """Forks a run of ``target`` and returns its pid at once; ``env`` values of None unset."""
+    if preload not in PRELOADS:
+        raise ValueError(f"preload must be one of {PRELOADS}, received: preload={preload!r}")
     request = {"op": "start", "target": target, "args": [str(a) for a in args],
                "env": {k: (None if v is None else str(v)) for k, v in (env or {}).items()},
                "cwd": str(cwd)}  # fmt: skip
-    return _server().ask(request, TIMEOUT)["pid"]
+    server = _server(preload)
+    pid = server.ask(request, TIMEOUT)["pid"]
+    _OWNERS[pid] = server
+    return pid
 
 
 def poll(pid):
     """The run's exit status, or None while it runs (like ``Popen.poll``)."""
-    return _server().ask({"op": "poll", "pid": pid}, TIMEOUT)["status"]
+    return _owner(pid).ask({"op": "poll", "pid": pid}, TIMEOUT)["status"]
 
 
 def wait(pid, timeout=TIMEOUT):
     """Waits for the run ``pid`` and returns its :class:`Done`."""
-    reply = _server().ask({"op": "wait", "pid": pid}, timeout)
+    reply = _owner(pid).ask({"op": "wait", "pid": pid}, timeout)
+    _OWNERS.pop(pid, None)
     return Done([pid], reply["status"], reply["stdout"], reply["stderr"])
 
 
+def _owner(pid):
+    """The server that forked ``pid`` (the full one for a pid it never started: it says so)."""
+    return _OWNERS.get(pid) or _server("keras_kd")
+
+
 class _Server:
-    def __init__(self):
+    def __init__(self, preload):
+        self.preload = preload
         self.log = tempfile.TemporaryFile("w+")  # its own stderr: TensorFlow's start-up lines
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.forked_script_runs"],
+            [sys.executable, "-m", "tests.forked_script_runs", preload],
             cwd=ROOT,
             # TensorFlow reads its C++ log level once, in the server: quiet, as the examples'
             # default --verbose=0 sets it; a test of other levels needs a real subprocess.
@@ -108,27 +127,27 @@ class _Server:
             return reply
 
     def close(self):
-        global _SERVER
-        _SERVER = None
+        _SERVERS.pop(self.preload, None)
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
 
-_SERVER = None
+_SERVERS = {}  # preload -> _Server
+_OWNERS = {}  # pid -> the _Server that forked it
 
 
-def _server():
-    global _SERVER
-    if _SERVER is None or _SERVER.process.poll() is not None:
-        _SERVER = _Server()
-    return _SERVER
+def _server(preload):
+    server = _SERVERS.get(preload)
+    if server is None or server.process.poll() is not None:
+        server = _SERVERS[preload] = _Server(preload)
+    return server
 
 
 @atexit.register
 def _close_at_exit():
-    if _SERVER is not None:
-        _SERVER.close()
+    for server in list(_SERVERS.values()):
+        server.close()
 
 
 def _child(request, stdout_path, stderr_path):
@@ -167,12 +186,17 @@ def _read(path):
         return f.read()
 
 
-def serve():
+def serve(preload):
     """Answers one JSON request per stdin line with one JSON line; forks a child per ``start``."""
-    import tensorflow_model_optimization  # noqa: F401  (imported once, before the forks)
+    if preload == "keras_kd":
+        import tensorflow_model_optimization  # noqa: F401  (imported once, before the forks)
 
-    import keras_kd  # noqa: F401
-    from examples import common_flags  # noqa: F401
+        import keras_kd  # noqa: F401
+        from examples import common_flags  # noqa: F401
+    else:  # as keras_kd._compat would: tf.keras is tf_keras
+        os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+        import tensorflow  # noqa: F401
+        import tf_keras  # noqa: F401
 
     sys.path.insert(0, ROOT)
     reply_to = sys.stdout
@@ -215,4 +239,4 @@ def serve():
 
 
 if __name__ == "__main__":
-    serve()
+    serve(sys.argv[1])

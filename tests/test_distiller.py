@@ -1,15 +1,12 @@
 """Tests of keras_kd.Distiller: what fit trains, what it reports, what it refuses."""
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 import keras_kd as kd
 from keras_kd import keras
 from keras_kd._compat import tf
+from tests import forked_script_runs
 from tests.conftest import weights_equal
 
 
@@ -386,15 +383,7 @@ print(sorted(m for m in sys.modules if m.startswith(prefixes)))
 
 
 def test_fit_imports_neither_compress_nor_tfmot():
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, "PYTHONPATH": root, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run(
-        [sys.executable, "-c", _FIT_ALONE],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    # Forked from a process that imported only TensorFlow: this one imports keras_kd itself.
+    done = forked_script_runs.run_script({"code": _FIT_ALONE}, preload="tensorflow")
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -74,3 +74,13 @@ while not os.path.exists(os.environ["GATE"]):
     time.sleep(0.02)
 print("second: after")
 """
+
+
+def test_a_tensorflow_preload_leaves_keras_kd_for_the_child_to_import():
+    program = "import sys; print(sorted({'tensorflow', 'keras_kd', 'tf_keras'} & set(sys.modules)))"
+    done = forked.run_script({"code": program}, preload="tensorflow")
+    assert done.returncode == 0 and done.stdout == "['tensorflow', 'tf_keras']\n"
+    full = forked.run_script({"code": program})
+    assert full.stdout == "['keras_kd', 'tensorflow', 'tf_keras']\n"
+    with pytest.raises(ValueError, match="preload must be one of .* received: preload='numpy'"):
+        forked.start({"code": program}, preload="numpy")

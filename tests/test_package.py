@@ -1,18 +1,20 @@
 """``import keras_kd as kd`` reaches every subpackage, and loads tfmot only when it is used.
 
-Each check runs in a fresh interpreter (a subprocess), so that nothing the test session or another
-check imported can make an attribute resolve: a lazily loaded subpackage gets an interpreter of its
-own, since accessing one subpackage may import another.
+Each check runs in its own process, forked from one that imported only TensorFlow and tf_keras
+(``tests/forked_script_runs.py``, ``preload="tensorflow"``), so that nothing the test session or
+another check imported can make an attribute resolve: a lazily loaded subpackage gets a process of
+its own, since accessing one subpackage may import another.
 """
 
+import contextlib
 import json
 import os
-import subprocess
-import sys
+import signal
 
 import pytest
 
 import keras_kd as kd
+from tests import forked_script_runs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SUBPACKAGES = sorted(
@@ -47,15 +49,7 @@ print(json.dumps(result))
 
 
 def _probe(*names):
-    env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.Popen(
-        [sys.executable, "-c", _PROBE, *names],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return forked_script_runs.start({"code": _PROBE}, names, preload="tensorflow")
 
 
 @pytest.fixture(scope="module")
@@ -65,14 +59,14 @@ def probes():
     running["eager"] = _probe(*EAGER)
     results = {}
     try:
-        for key, process in running.items():
-            out, err = process.communicate(timeout=TIMEOUT)
-            assert process.returncode == 0, err[-3000:]
-            results[key] = json.loads(out.strip().splitlines()[-1])
+        for key in list(running):
+            done = forked_script_runs.wait(running.pop(key), TIMEOUT)
+            assert done.returncode == 0, done.stderr[-3000:]
+            results[key] = json.loads(done.stdout.strip().splitlines()[-1])
     finally:
-        for process in running.values():
-            if process.poll() is None:
-                process.kill()
+        for pid in running.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     return results
 
 
