@@ -171,8 +171,9 @@ flags.DEFINE_enum(
     "gap_cnn",
     list(STUDENTS),
     "Student architecture of every candidate: gap_cnn (examples.models.make_student: two blocks "
-    "with pooling, global average pooling) or small_cnn (make_small_cnn: two stride-2 "
-    "convolutions and a 32-unit layer, ~0.1M MACs on 28x28), at --student_width.",
+    "with pooling, global average pooling), small_cnn (make_small_cnn: two stride-2 "
+    "convolutions and a 32-unit layer, ~0.1M MACs on 28x28) or deep_cnn (make_deep_cnn: the "
+    "deep teacher's architecture, batch norm and two convolutions per block), at --student_width.",
     flag_values=FLAGS,
 )
 flags.DEFINE_enum(

@@ -276,3 +276,22 @@ def test_make_teacher_stacks_convolutions_per_block_and_refuses_other_counts():
         ValueError, match="convs_per_block must be 1, 2 or 3, received: convs_per_block=4"
     ):
         make_teacher((28, 28, 1), 10, convs_per_block=4)
+
+
+def test_deep_cnn_student_is_the_deep_teacher_at_its_width_with_student_layer_names():
+    import keras_kd as kd
+    from examples.methods import make_losses
+    from examples.models import STUDENTS, make_deep_cnn, make_teacher
+
+    student = make_deep_cnn((28, 28, 1), 10)
+    assert STUDENTS["deep_cnn"] is make_deep_cnn and student.name == "deep_cnn"
+    teacher = make_teacher((28, 28, 1), 10, width=4, batch_norm=True, convs_per_block=2)
+    assert kd.students.count_macs(student) == kd.students.count_macs(teacher) == 361_920
+    assert student.count_params() == teacher.count_params()
+    convs = [layer.name for layer in student.layers if type(layer).__name__ == "Conv2D"]
+    assert convs == ["s_block1_1_conv", "s_block1_conv", "s_block2_1_conv", "s_block2_conv"]
+    assert student.get_layer("s_block2").output.shape[-1] == 8
+    distiller = kd.Distiller(student, teacher, **make_losses("at", 4.0, 0.5))
+    distiller.compile("adam", kd.recipes.hard_loss())
+    x = np.zeros((4, 28, 28, 1), "float32")
+    assert np.all(np.isfinite(distiller.train_on_batch(x, np.zeros(4, int))))  # AT finds them
