@@ -75,7 +75,8 @@ def summarize(paths):
         is the exported file's in LiteRT; ``*_pt`` are per-run differences in points, averaged
         (``worst_vs_base_pt``: the lowest), ``None`` where they do not apply (no scratch row, not
         a compressed candidate, a run that chose nothing); a row is kept only if every report has
-        it.
+        it with a LiteRT accuracy, and ``"no_accuracy"`` lists those left out for want of one (an
+        export that failed in some run).
 
     Raises:
         ValueError: If ``paths`` is empty, or a path is not a readable pipeline report.
@@ -86,7 +87,11 @@ def summarize(paths):
     if not paths:
         raise ValueError("reports must name at least one report.json, received: reports=[]")
     loaded = [_load(path) for path in paths]
-    names = [n for n in loaded[0][0] if all(n in rows for rows, _ in loaded)]
+    everywhere = [n for n in loaded[0][0] if all(n in rows for rows, _ in loaded)]
+    # A failed export (e.g. a teacher over the target's size) has no LiteRT accuracy to average.
+    names = [
+        n for n in everywhere if all(rows[n].get("accuracy") is not None for rows, _ in loaded)
+    ]
     accuracy = {n: np.array([rows[n]["accuracy"] for rows, _ in loaded]) for n in names}
     result = {}
     for name in names:
@@ -114,6 +119,7 @@ def summarize(paths):
         "chosen": {c: chosen.count(c) for c in dict.fromkeys(chosen) if c},
         "chosen_vs_scratch_pt": chosen_vs_scratch,
         "rows": result,
+        "no_accuracy": [n for n in everywhere if n not in result],
     }
 
 
@@ -157,6 +163,10 @@ def main(argv):
         raise app.UsageError(f"flag --reports: {error}") from None
     print(f"{summary['runs']} runs; points are means of per-run differences")
     print("\n".join(table(summary)))
+    if summary["no_accuracy"]:
+        print(
+            f"no LiteRT accuracy in every run (export failed): {', '.join(summary['no_accuracy'])}"
+        )
     if summary["chosen_vs_scratch_pt"] is not None:
         print(f"chosen candidates vs scratch: {summary['chosen_vs_scratch_pt']:+.2f} pt")
     print(json.dumps(summary))

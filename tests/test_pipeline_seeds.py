@@ -27,6 +27,7 @@ def reports(tmp_path):
 def test_summary_is_mean_std_and_mean_of_per_run_differences(reports):
     summary = pipeline_seeds.summarize(reports)
     assert summary["runs"] == 2 and summary["chosen"] == {"kd": 1, "kd+prune": 1}
+    assert summary["no_accuracy"] == []
     assert "lone" not in summary["rows"]  # only in one report
     kd, pruned = summary["rows"]["kd"], summary["rows"]["kd+prune"]
     assert kd["mean"] == pytest.approx(0.97) and kd["std"] == pytest.approx(0.01)
@@ -36,6 +37,13 @@ def test_summary_is_mean_std_and_mean_of_per_run_differences(reports):
     assert summary["chosen_vs_scratch_pt"] == pytest.approx(5.0)  # 0.96 - 0.90, 0.98 - 0.94
     lines = pipeline_seeds.table(summary)
     assert lines[0].split()[0] == "candidate" and len(lines) == 2 + 4
+
+
+def test_a_row_whose_export_failed_in_a_run_is_listed_not_averaged(reports, tmp_path):
+    failed = _report(tmp_path / "f.json", {"teacher": None, "scratch": 0.9, "kd": 0.95}, "kd")
+    summary = pipeline_seeds.summarize([*reports, failed])
+    assert "teacher" not in summary["rows"] and summary["no_accuracy"] == ["teacher"]
+    assert summary["rows"]["kd"]["mean"] == pytest.approx((0.96 + 0.98 + 0.95) / 3)
 
 
 def test_a_run_that_chose_nothing_leaves_the_chosen_gain_unset(reports, tmp_path):
