@@ -252,6 +252,17 @@ class Distiller(TrainingStep):
             variables.extend(loss.trainable_variables)
         return variables
 
+    @property
+    def _variables_exist_before_fit(self):
+        # __init__ prepared the losses, except a subclassed model's: those build at the first step.
+        return all(
+            loss.built or type(loss).build is keras.layers.Layer.build
+            for loss in self.distillation_losses
+        )
+
+    def _logits_shape(self):
+        return output_shape(self.student)
+
     def _step_regularization(self):
         return self.student.losses  # not the teacher's
 
@@ -291,6 +302,7 @@ class Distiller(TrainingStep):
         kwargs["callbacks"] = resilience.resume_from_backup(
             self, x, callbacks, kwargs.get("initial_epoch", 0)
         )
+        self._build_before_fit(x, y)
         x, y, kwargs = self.teacher_stage.prepare(x, y, kwargs)
         return self._guarded_fit(x, y, **kwargs)
 

@@ -14,11 +14,14 @@ for all of them:
 - ``fit`` adds the callbacks the trained models need (``keras_kd.model_callbacks``, e.g. tfmot's
   pruning step for a pruned model);
 - metrics: ``loss``, one mean per term, the compiled metrics on the main logits and an accuracy
-  per scored output, each over labeled rows.
+  per scored output, each over labeled rows;
+- ``fit`` makes the optimizer's slots and the compiled metrics before the step is traced, so that
+  ``tf.function`` traces it once, not twice.
 
 A subclass implements ``_step_terms`` and may override ``_step_inputs`` (work outside the gradient
-tape, such as a teacher's pass), ``_step_variables``, ``_step_regularization`` and
-``_guarded_layers``.
+tape, such as a teacher's pass), ``_step_variables``, ``_step_regularization``,
+``_guarded_layers`` and, for the single trace, ``_logits_shape`` and
+``_variables_exist_before_fit``.
 """
 
 import collections
@@ -196,7 +199,44 @@ class TrainingStep(keras.Model):
                 step) is undone without a distribution strategy: the last finite weights remain.
         """
         kwargs["callbacks"] = self._required_callbacks(kwargs.get("callbacks"))
+        self._build_before_fit(x, y)
         return self._guarded_fit(x, y, **kwargs)
+
+    # Whether every variable the optimizer updates exists before the first step (no layer of
+    # the model or its losses builds on its first call): then its slots can be made up front.
+    _variables_exist_before_fit = False
+
+    def _logits_shape(self):
+        """The static shape of the main logits (``StepOutputs.logits``), or ``None`` if unknown."""
+        return None
+
+    def _build_before_fit(self, x, y):
+        """Creates the optimizer's slots and the compiled metrics before ``fit`` traces the step.
+
+        ``tf.function`` traces a function a second time when its first trace created variables,
+        and Keras makes both lazily in the first step: building them here halves the tracing
+        (a Distiller's first one-epoch fit on 256 digits: about 1.1 s instead of 2 s). Each is
+        built only when what it needs is known; otherwise Keras builds it in the step as before.
+        """
+        with self.distribute_strategy.scope():
+            optimizer = self.optimizer
+            if self._variables_exist_before_fit and isinstance(
+                optimizer, keras.optimizers.Optimizer
+            ):
+                optimizer.build(self._step_variables())  # a no-op once built
+            metrics, labels, logits = (
+                self.compiled_metrics,
+                _labels_spec(x, y),
+                self._logits_shape(),
+            )
+            if metrics is None or metrics.built or labels is None or logits is None:
+                return
+            if not labels.shape[1:].is_fully_defined() or not logits[1:].is_fully_defined():
+                return
+            metrics.build(
+                tf.zeros([1, *logits[1:]], tf.float32),
+                tf.zeros([1, *labels.shape[1:]], labels.dtype),
+            )
 
     def _required_callbacks(self, callbacks):
         """``callbacks`` plus those the guarded models require (``keras_kd.model_callbacks``)."""
@@ -210,6 +250,17 @@ class TrainingStep(keras.Model):
         self.nonfinite_guard.watch(*self._guarded_layers(), distributed=distributed)
         with self.nonfinite_guard.stopping():
             return super().fit(x, y, **kwargs)
+
+
+def _labels_spec(x, y):
+    """The ``tf.TensorSpec`` of ``fit``'s labels, or ``None`` when they are not one array."""
+    if y is None and isinstance(x, tf.data.Dataset):
+        spec = x.element_spec
+        y = spec[1] if isinstance(spec, tuple) and len(spec) > 1 else None
+        return y if isinstance(y, tf.TensorSpec) else None
+    if y is None or isinstance(y, (dict, list, tuple)) or not hasattr(y, "shape"):
+        return None
+    return tf.TensorSpec([None, *y.shape[1:]], tf.as_dtype(y.dtype))
 
 
 def _batch(outputs):

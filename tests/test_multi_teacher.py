@@ -9,8 +9,9 @@ from keras_kd import keras
 from tests.conftest import weights_equal
 
 
-@pytest.fixture
-def second_teacher(digits):
+@pytest.fixture(scope="module")
+def second_teacher_weights(digits):
+    """Weights of a second, smaller teacher, trained once per module."""
     (x, y), _ = digits
     keras.utils.set_random_seed(5)
     model = make_teacher(x.shape[1:], 10, width=8)
@@ -18,6 +19,15 @@ def second_teacher(digits):
         keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     )
     model.fit(x[:512], y[:512], epochs=2, batch_size=64, verbose=0)
+    return model.get_weights()
+
+
+@pytest.fixture
+def second_teacher(digits, second_teacher_weights):
+    """A fresh copy of the second teacher."""
+    (x, _), _ = digits
+    model = make_teacher(x.shape[1:], 10, width=8)
+    model.set_weights(second_teacher_weights)
     return model
 
 

@@ -13,6 +13,7 @@ import pytest
 import keras_kd as kd
 from keras_kd import keras
 from keras_kd import students as st
+from keras_kd._compat import tf
 from keras_kd.training_step import StepOutputs, TrainingStep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -180,3 +181,39 @@ def test_the_teacher_stage_serves_a_training_step_of_your_own(digits):
     assert history["kd"][-1] < history["kd"][0]
     x_batch, (logits, _) = mine.stage.outputs(x[:8])
     np.testing.assert_allclose(logits.numpy(), teacher(x[:8]).numpy(), atol=1e-5)
+
+
+class _CountingDistiller(kd.Distiller):
+    """A Distiller that counts how often ``tf.function`` traces its step (Python runs per trace)."""
+
+    traces = 0
+
+    def train_step(self, data):
+        _CountingDistiller.traces += 1
+        return super().train_step(data)
+
+
+@pytest.mark.parametrize("one_hot", [False, True])
+@pytest.mark.parametrize("as_dataset", [False, True])
+def test_first_fit_traces_the_step_once_and_scores_the_labels_as_given(digits, one_hot, as_dataset):
+    """The optimizer's slots and the compiled metrics exist before ``fit`` traces the step.
+
+    Made in the first trace, they would make ``tf.function`` trace it a second time. The metric
+    built up front must still be the one Keras chooses from the labels: sparse or categorical.
+    """
+    (x, y), _ = digits
+    x, y = x[:64], y[:64]
+    labels = np.eye(10, dtype="float32")[y] if one_hot else y
+    student = _dense("student", 1)
+    expected = np.mean(np.argmax(student.predict(x, verbose=0), -1) == y)
+    losses = keras.losses
+    loss = losses.CategoricalCrossentropy if one_hot else losses.SparseCategoricalCrossentropy
+    distiller = _CountingDistiller(student, _dense("teacher", 0))
+    distiller.compile(keras.optimizers.Adam(), loss(from_logits=True), ["accuracy"])
+    _CountingDistiller.traces = 0
+    data = {"x": x, "y": labels, "batch_size": 64}
+    if as_dataset:
+        data = {"x": tf.data.Dataset.from_tensor_slices((x, labels)).batch(64)}
+    history = distiller.fit(**data, epochs=1, verbose=0)
+    assert _CountingDistiller.traces == 1
+    assert history.history["accuracy"][0] == pytest.approx(expected)  # before the one update

@@ -175,6 +175,8 @@ class MutualLearner(TrainingStep):
             terms.append((f"model{i}_mimicry", 1.0 - self.alpha, mimicry))
         return StepOutputs(terms, None, scored)
 
+    _variables_exist_before_fit = True  # built models, and no loss layers of its own
+
     def _step_variables(self):
         return [v for model in self.cohort for v in model.trainable_variables]
 
