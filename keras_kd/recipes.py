@@ -9,6 +9,7 @@ import math
 
 from keras_kd import _checks
 from keras_kd._compat import keras
+from keras_kd.training_step import build_before_fit
 
 
 def cosine_adam(learning_rate, total_steps):
@@ -239,6 +240,8 @@ def train_classifier(
     trained = model if layer is None else keras.Sequential([keras.Input(x.shape[1:]), layer, model])
     loss = hard_loss()
     trained.compile(scheduled_adam(learning_rate, total, schedule), loss, metrics=["accuracy"])
+    if _checks.is_graph_model(trained):  # its variables and output shape are known
+        build_before_fit(trained, x, y, trained.trainable_variables, trained.outputs[0].shape)
     history = trained.fit(
         x,
         y,

@@ -29,7 +29,7 @@ import collections
 from keras_kd import _labels, model_callbacks, nonfinite
 from keras_kd._compat import keras, tf
 
-__all__ = ["StepOutputs", "TrainingStep"]
+__all__ = ["StepOutputs", "TrainingStep", "build_before_fit"]
 
 StepOutputs = collections.namedtuple("StepOutputs", ["terms", "logits", "scored"], defaults=[{}])
 StepOutputs.__doc__ = """What a model's loss is made of in one step (``TrainingStep._step_terms``).
@@ -211,32 +211,9 @@ class TrainingStep(keras.Model):
         return None
 
     def _build_before_fit(self, x, y):
-        """Creates the optimizer's slots and the compiled metrics before ``fit`` traces the step.
-
-        ``tf.function`` traces a function a second time when its first trace created variables,
-        and Keras makes both lazily in the first step: building them here halves the tracing
-        (a Distiller's first one-epoch fit on 256 digits: about 1.1 s instead of 2 s). Each is
-        built only when what it needs is known; otherwise Keras builds it in the step as before.
-        """
-        with self.distribute_strategy.scope():
-            optimizer = self.optimizer
-            if self._variables_exist_before_fit and isinstance(
-                optimizer, keras.optimizers.Optimizer
-            ):
-                optimizer.build(self._step_variables())  # a no-op once built
-            metrics, labels, logits = (
-                self.compiled_metrics,
-                _labels_spec(x, y),
-                self._logits_shape(),
-            )
-            if metrics is None or metrics.built or labels is None or logits is None:
-                return
-            if not labels.shape[1:].is_fully_defined() or not logits[1:].is_fully_defined():
-                return
-            metrics.build(
-                tf.zeros([1, *logits[1:]], tf.float32),
-                tf.zeros([1, *labels.shape[1:]], labels.dtype),
-            )
+        """``build_before_fit`` for this model: the optimizer only when its variables all exist."""
+        variables = self._step_variables() if self._variables_exist_before_fit else None
+        build_before_fit(self, x, y, variables, self._logits_shape())
 
     def _required_callbacks(self, callbacks):
         """``callbacks`` plus those the guarded models require (``keras_kd.model_callbacks``)."""
@@ -250,6 +227,42 @@ class TrainingStep(keras.Model):
         self.nonfinite_guard.watch(*self._guarded_layers(), distributed=distributed)
         with self.nonfinite_guard.stopping():
             return super().fit(x, y, **kwargs)
+
+
+def build_before_fit(model, x, y, variables, logits_shape):
+    """Creates a compiled model's optimizer slots and compiled metrics before ``fit`` traces.
+
+    ``tf.function`` traces a function a second time when its first trace created variables, and
+    Keras makes both lazily in the first step: building them first halves the tracing (a
+    Distiller's first one-epoch fit on 256 digits: about 1.1 s instead of 2 s). Each is built
+    only when what it needs is known; otherwise Keras builds it in the step as before.
+
+    Args:
+        model: A compiled ``keras.Model``.
+        x, y: ``fit``'s inputs and labels (arrays, or a dataset of ``(x, y)`` and ``y=None``);
+            the labels' shape and dtype choose the compiled metrics (e.g. sparse or categorical
+            accuracy), as in Keras's step.
+        variables: Every variable the optimizer will update, or ``None`` when some are made in
+            the first step (a layer that builds on its first call): then the optimizer is left.
+        logits_shape: The static shape of the outputs the compiled metrics score, or ``None``.
+
+    Example:
+        >>> model.compile("adam", kd.recipes.hard_loss(), metrics=["accuracy"])
+        >>> build_before_fit(model, x, y, model.trainable_variables, model.outputs[0].shape)
+    """
+    with model.distribute_strategy.scope():
+        if variables is not None and isinstance(model.optimizer, keras.optimizers.Optimizer):
+            model.optimizer.build(variables)  # a no-op once built
+        metrics, labels = model.compiled_metrics, _labels_spec(x, y)
+        if metrics is None or metrics.built or labels is None or logits_shape is None:
+            return
+        logits_shape = tf.TensorShape(logits_shape)
+        if not labels.shape[1:].is_fully_defined() or not logits_shape[1:].is_fully_defined():
+            return
+        metrics.build(
+            tf.zeros([1, *logits_shape[1:]], tf.float32),
+            tf.zeros([1, *labels.shape[1:]], labels.dtype),
+        )
 
 
 def _labels_spec(x, y):

@@ -136,3 +136,10 @@ def test_train_classifier_keeps_a_constant_rate_and_runs_callbacks_when_asked():
 def test_train_classifier_refuses_an_unknown_schedule(schedule):
     with pytest.raises(ValueError, match=f"received: schedule={schedule!r}"):
         recipes.train_classifier(_mlp((4,)), np.zeros((4, 4)), np.zeros(4), 1, schedule=schedule)
+
+
+def test_train_classifier_traces_the_step_once(digits):
+    (x, y), _ = digits
+    model = _mlp(x.shape[1:])
+    recipes.train_classifier(model, x[:64], y[:64], epochs=1, batch_size=32)
+    assert model.train_function.experimental_get_tracing_count() == 1  # Keras alone: 2

@@ -183,16 +183,6 @@ def test_the_teacher_stage_serves_a_training_step_of_your_own(digits):
     np.testing.assert_allclose(logits.numpy(), teacher(x[:8]).numpy(), atol=1e-5)
 
 
-class _CountingDistiller(kd.Distiller):
-    """A Distiller that counts how often ``tf.function`` traces its step (Python runs per trace)."""
-
-    traces = 0
-
-    def train_step(self, data):
-        _CountingDistiller.traces += 1
-        return super().train_step(data)
-
-
 @pytest.mark.parametrize("one_hot", [False, True])
 @pytest.mark.parametrize("as_dataset", [False, True])
 def test_first_fit_traces_the_step_once_and_scores_the_labels_as_given(digits, one_hot, as_dataset):
@@ -208,12 +198,19 @@ def test_first_fit_traces_the_step_once_and_scores_the_labels_as_given(digits, o
     expected = np.mean(np.argmax(student.predict(x, verbose=0), -1) == y)
     losses = keras.losses
     loss = losses.CategoricalCrossentropy if one_hot else losses.SparseCategoricalCrossentropy
-    distiller = _CountingDistiller(student, _dense("teacher", 0))
+    distiller = kd.Distiller(student, _dense("teacher", 0))
     distiller.compile(keras.optimizers.Adam(), loss(from_logits=True), ["accuracy"])
-    _CountingDistiller.traces = 0
     data = {"x": x, "y": labels, "batch_size": 64}
     if as_dataset:
         data = {"x": tf.data.Dataset.from_tensor_slices((x, labels)).batch(64)}
     history = distiller.fit(**data, epochs=1, verbose=0)
-    assert _CountingDistiller.traces == 1
+    assert distiller.train_function.experimental_get_tracing_count() == 1
     assert history.history["accuracy"][0] == pytest.approx(expected)  # before the one update
+
+
+def test_a_mutual_learner_traces_its_step_once(digits):
+    (x, y), _ = digits
+    learner = kd.schemes.MutualLearner([_dense("a", 2), _dense("b", 3)])
+    learner.compile(keras.optimizers.Adam())
+    learner.fit(x[:64], y[:64], batch_size=32, epochs=1, verbose=0)
+    assert learner.train_function.experimental_get_tracing_count() == 1

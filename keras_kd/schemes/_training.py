@@ -10,7 +10,7 @@ import reprlib
 
 import numpy as np
 
-from keras_kd._checks import check_fraction, check_positive_int
+from keras_kd._checks import check_fraction, check_positive_int, is_graph_model
 from keras_kd._compat import keras, tf
 from keras_kd._distiller_checks import (
     check_from_logits,
@@ -19,6 +19,7 @@ from keras_kd._distiller_checks import (
     output_shape,
 )
 from keras_kd.distiller import Distiller
+from keras_kd.training_step import build_before_fit
 
 _OPTIMIZER_TYPES = (keras.optimizers.Optimizer, keras.optimizers.legacy.Optimizer)
 
@@ -154,11 +155,10 @@ class Settings:
             "callbacks": self.new_callbacks(),
             "verbose": self.verbose,
         }
-        if isinstance(self.train, tf.data.Dataset):
-            history = model.fit(self.train, **kwargs)
-        else:
-            x, y = self.train
-            history = model.fit(x, y, batch_size=self.batch_size, **kwargs)
+        x, y = (self.train, None) if isinstance(self.train, tf.data.Dataset) else self.train
+        if is_graph_model(model):  # (a Distiller builds in its own fit): one trace, not two
+            build_before_fit(model, x, y, model.trainable_variables, model.outputs[0].shape)
+        history = model.fit(x, y, batch_size=None if y is None else self.batch_size, **kwargs)
         return {key: [float(v) for v in values] for key, values in history.history.items()}
 
 
