@@ -18,15 +18,23 @@ tf.config.set_logical_device_configuration(
     _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
 )
 
-# The longest test files (about 100, 75, 75, 40 and 40 s on one core), collected first: pytest-xdist
-# (--dist loadfile) hands out files in collection order, so one of them started last would keep one
-# worker busy alone at the end.
+# The longest test files (each 35 to 90 s of one worker), collected first and handed out in this
+# order (pytest.ini turns off xdist's reordering by number of tests, which put test_readme.py, two
+# tests, near the end): the short files that follow fill in, so no worker runs a long one alone
+# at the end.
 LONGEST_FIRST = (
     "test_readme.py",
     "test_resilience.py",
     "test_examples.py",
-    "export/test_converter_process.py",
     "test_pipeline.py",
+    "compress/test_pruning.py",
+    "export/test_converter_process.py",
+    "test_replay.py",
+    "test_distiller.py",
+    "test_training_step.py",
+    "test_precision.py",
+    "compress/test_low_bit.py",
+    "test_foreign_teachers.py",
 )
 
 
