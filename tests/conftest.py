@@ -51,19 +51,24 @@ def digits():
     return data.load("digits")
 
 
-@pytest.fixture(scope="session")
-def trained_teacher_weights(digits):
-    """Weights of the example CNN teacher trained briefly on digits (trained once per session)."""
+def teacher_weights(x, y, width, seed, epochs):
+    """Weights of the example CNN teacher at ``width``, seeded, trained on ``(x, y)``."""
     from examples.models import make_teacher
 
-    (x, y), _ = digits
-    keras.utils.set_random_seed(0)
-    teacher = make_teacher(x.shape[1:], 10, width=16)
+    keras.utils.set_random_seed(seed)
+    teacher = make_teacher(x.shape[1:], 10, width=width)
     teacher.compile(
         keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     )
-    teacher.fit(x, y, epochs=8, batch_size=64, verbose=0)
+    teacher.fit(x, y, epochs=epochs, batch_size=64, verbose=0)
     return teacher.get_weights()
+
+
+@pytest.fixture(scope="session")
+def trained_teacher_weights(digits):
+    """Weights of the example CNN teacher trained briefly on digits (trained once per session)."""
+    (x, y), _ = digits
+    return teacher_weights(x, y, width=16, seed=0, epochs=8)
 
 
 @pytest.fixture

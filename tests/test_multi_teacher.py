@@ -6,20 +6,14 @@ import pytest
 import keras_kd as kd
 from examples.models import make_teacher
 from keras_kd import keras
-from tests.conftest import weights_equal
+from tests.conftest import teacher_weights, weights_equal
 
 
 @pytest.fixture(scope="module")
 def second_teacher_weights(digits):
     """Weights of a second, smaller teacher, trained once per module."""
     (x, y), _ = digits
-    keras.utils.set_random_seed(5)
-    model = make_teacher(x.shape[1:], 10, width=8)
-    model.compile(
-        keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    )
-    model.fit(x[:512], y[:512], epochs=2, batch_size=64, verbose=0)
-    return model.get_weights()
+    return teacher_weights(x[:512], y[:512], width=8, seed=5, epochs=2)
 
 
 @pytest.fixture
