@@ -240,8 +240,7 @@ def train_classifier(
     trained = model if layer is None else keras.Sequential([keras.Input(x.shape[1:]), layer, model])
     loss = hard_loss()
     trained.compile(scheduled_adam(learning_rate, total, schedule), loss, metrics=["accuracy"])
-    if _checks.is_graph_model(trained):  # its variables and output shape are known
-        build_before_fit(trained, x, y, trained.trainable_variables, trained.outputs[0].shape)
+    build_before_fit(trained, x, y)  # one trace of the step, not two
     history = trained.fit(
         x,
         y,

@@ -27,6 +27,7 @@ tape, such as a teacher's pass), ``_step_variables``, ``_step_regularization``,
 import collections
 
 from keras_kd import _labels, model_callbacks, nonfinite
+from keras_kd._checks import is_graph_model
 from keras_kd._compat import keras, tf
 
 __all__ = ["StepOutputs", "TrainingStep", "build_before_fit"]
@@ -213,7 +214,7 @@ class TrainingStep(keras.Model):
     def _build_before_fit(self, x, y):
         """``build_before_fit`` for this model: the optimizer only when its variables all exist."""
         variables = self._step_variables() if self._variables_exist_before_fit else None
-        build_before_fit(self, x, y, variables, self._logits_shape())
+        _build(self, x, y, variables, self._logits_shape())
 
     def _required_callbacks(self, callbacks):
         """``callbacks`` plus those the guarded models require (``keras_kd.model_callbacks``)."""
@@ -229,37 +230,48 @@ class TrainingStep(keras.Model):
             return super().fit(x, y, **kwargs)
 
 
-def build_before_fit(model, x, y, variables, logits_shape):
-    """Creates a compiled model's optimizer slots and compiled metrics before ``fit`` traces.
+def build_before_fit(model, x, y=None):
+    """Creates a compiled graph model's optimizer slots and compiled metrics before ``fit``.
 
     ``tf.function`` traces a function a second time when its first trace created variables, and
     Keras makes both lazily in the first step: building them first saves that second trace (a
     Distiller's one-epoch fit on 256 digits, on one core: 0.9 to 1.1 s instead of 1.5 to 2.2 s).
-    Each is built only when what it needs is known; otherwise Keras builds it in the step.
+    keras_kd's own models (``TrainingStep.fit``), ``recipes.train_classifier`` and the schemes
+    do this themselves; call it before a plain ``fit`` of your own.
 
     Paper: none (TensorFlow's tracing rule for variables created in a ``tf.function``; Abadi et
     al. 2016, "TensorFlow: A System for Large-Scale Machine Learning").
 
     Args:
-        model: A compiled ``keras.Model``.
+        model: A compiled ``keras.Model``. A functional or Sequential model with an input shape
+            is built; for any other (a subclassed model) Keras builds in the first step as
+            before.
         x, y: ``fit``'s inputs and labels (arrays, or a dataset of ``(x, y)`` and ``y=None``);
             the labels' shape and dtype choose the compiled metrics (e.g. sparse or categorical
-            accuracy), as in Keras's step.
-        variables: Every variable the optimizer will update, or ``None`` when some are made in
-            the first step (a layer that builds on its first call): then the optimizer is left.
-        logits_shape: The static shape of the outputs the compiled metrics score, or ``None``.
+            accuracy), as in Keras's step. Labels of another form leave the metrics to Keras.
 
     Returns:
-        ``None``: the optimizer and the metrics are built in place.
+        ``model``, its optimizer and metrics built in place.
 
     Raises:
-        KeyError: Later, in ``fit``, if ``variables`` missed a variable the step updates (the
-            optimizer has no slot for it): pass ``None`` when a layer builds on its first call.
+        ValueError: If ``model`` is not compiled, naming it.
 
     Example:
         >>> model.compile("adam", kd.recipes.hard_loss(), metrics=["accuracy"])
-        >>> build_before_fit(model, x, y, model.trainable_variables, model.outputs[0].shape)
+        >>> build_before_fit(model, x_train, y_train).fit(x_train, y_train)
     """
+    if not getattr(model, "_is_compiled", False):
+        raise ValueError(
+            f"model must be compiled before build_before_fit, received: model={model.name!r}"
+        )
+    if is_graph_model(model):
+        _build(model, x, y, model.trainable_variables, model.outputs[0].shape)
+    return model
+
+
+def _build(model, x, y, variables, logits_shape):
+    """``build_before_fit`` with what the model knows: ``variables`` to update (``None`` when a
+    layer builds on its first call: the optimizer is left) and the scored logits' shape."""
     with model.distribute_strategy.scope():
         if variables is not None and isinstance(model.optimizer, keras.optimizers.Optimizer):
             model.optimizer.build(variables)  # a no-op once built

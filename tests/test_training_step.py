@@ -214,3 +214,16 @@ def test_a_mutual_learner_traces_its_step_once(digits):
     learner.compile(keras.optimizers.Adam())
     learner.fit(x[:64], y[:64], batch_size=32, epochs=1, verbose=0)
     assert learner.train_function.experimental_get_tracing_count() == 1
+
+
+def test_build_before_fit_gives_a_plain_keras_fit_one_trace_and_refuses_an_uncompiled_model(
+    digits,
+):
+    (x, y), _ = digits
+    model = _dense("plain", 4)
+    with pytest.raises(ValueError, match="model must be compiled.*received: model='plain'"):
+        kd.training_step.build_before_fit(model, x, y)
+    model.compile(keras.optimizers.Adam(), kd.recipes.hard_loss(), ["accuracy"])
+    assert kd.training_step.build_before_fit(model, x[:64], y[:64]) is model
+    model.fit(x[:64], y[:64], batch_size=64, epochs=1, verbose=0)
+    assert model.train_function.experimental_get_tracing_count() == 1  # Keras alone: 2

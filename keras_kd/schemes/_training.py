@@ -10,7 +10,7 @@ import reprlib
 
 import numpy as np
 
-from keras_kd._checks import check_fraction, check_positive_int, is_graph_model
+from keras_kd._checks import check_fraction, check_positive_int
 from keras_kd._compat import keras, tf
 from keras_kd._distiller_checks import (
     check_from_logits,
@@ -156,8 +156,7 @@ class Settings:
             "verbose": self.verbose,
         }
         x, y = (self.train, None) if isinstance(self.train, tf.data.Dataset) else self.train
-        if is_graph_model(model):  # (a Distiller builds in its own fit): one trace, not two
-            build_before_fit(model, x, y, model.trainable_variables, model.outputs[0].shape)
+        build_before_fit(model, x, y)  # one trace of the step, not two (a Distiller's: in fit)
         history = model.fit(x, y, batch_size=None if y is None else self.batch_size, **kwargs)
         return {key: [float(v) for v in values] for key, values in history.history.items()}
 
